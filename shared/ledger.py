@@ -1,0 +1,273 @@
+"""The job ledger in Redis: what each job needs, what is done, what failed.
+
+Both sides write it: the producer creates a job and marks reused segments,
+workers mark segments done after their audio is stored, and the last mark
+flips the job to ``assembling`` atomically (one Lua script), so exactly one
+caller enqueues assembly however many workers finish at once.
+
+The ledger is a fast index, not the source of truth: storage holds the plan
+and the audio, so a ledger lost with its Redis is rebuilt by ``resume``.
+
+Keys (``voxfarm:job:<id>:...``):
+    meta     hash: title, voice, engine, model, total, reused, state, timestamps, counters
+    done     set of finished segment indexes
+    failed   hash: segment index -> JSON {reason, attempts, at}
+    sent     hash: segment index -> last enqueue time (what is in flight)
+and ``voxfarm:jobs`` (set of known job ids).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, cast
+
+import redis
+
+from shared.errors import BrokerError, NotFoundError
+from shared.names import check_job_id
+
+KEY_PREFIX = "voxfarm"
+JOBS_KEY = f"{KEY_PREFIX}:jobs"
+FINISHED_TTL_S = 14 * 24 * 3600
+
+
+class JobState(StrEnum):
+    RENDERING = "rendering"
+    ASSEMBLING = "assembling"
+    DONE = "done"
+    FAILED = "failed"
+
+
+#: Marks indexes done; flips rendering -> assembling when every segment is done.
+#: Returns {newly_done, done, total, transitioned(1/0), known(1/0)}.
+_MARK_DONE = """
+local meta, done, failed = KEYS[1], KEYS[2], KEYS[3]
+if redis.call('EXISTS', meta) == 0 then return {0, 0, 0, 0, 0} end
+local added = 0
+for i = 1, #ARGV - 1 do
+  added = added + redis.call('SADD', done, ARGV[i])
+  redis.call('HDEL', failed, ARGV[i])
+end
+redis.call('HSET', meta, 'updated_at', ARGV[#ARGV])
+local n = redis.call('SCARD', done)
+local total = tonumber(redis.call('HGET', meta, 'total'))
+local moved = 0
+if n >= total then
+  local state = redis.call('HGET', meta, 'state')
+  if state == 'rendering' or state == 'failed' then
+    redis.call('HSET', meta, 'state', 'assembling')
+    moved = 1
+  end
+end
+return {added, n, total, moved, 1}
+"""
+
+#: Records a failure unless the segment is already done; returns 1 if recorded.
+_MARK_FAILED = """
+local meta, done, failed = KEYS[1], KEYS[2], KEYS[3]
+if redis.call('EXISTS', meta) == 0 then return 0 end
+local recorded = 0
+for i = 1, #ARGV - 1 do
+  if redis.call('SISMEMBER', done, ARGV[i]) == 0 then
+    redis.call('HSET', failed, ARGV[i], ARGV[#ARGV])
+    recorded = 1
+  end
+end
+if recorded == 1 then
+  local n = redis.call('SCARD', done) + redis.call('HLEN', failed)
+  if n >= tonumber(redis.call('HGET', meta, 'total')) and redis.call('HGET', meta, 'state') == 'rendering' then
+    redis.call('HSET', meta, 'state', 'failed')
+  end
+end
+return recorded
+"""
+
+
+@dataclass(frozen=True)
+class MarkResult:
+    known: bool
+    newly_done: int
+    done: int
+    total: int
+    completed: bool
+    """True for exactly one caller: the one whose mark finished the job."""
+
+
+@dataclass
+class JobStatus:
+    job: str
+    state: str
+    title: str
+    total: int
+    done: int
+    reused: int
+    failed: dict[int, dict[str, Any]] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    finished_at: float = 0.0
+    meta: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def remaining(self) -> int:
+        return max(self.total - self.done, 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "state": self.state,
+            "title": self.title,
+            "segments_total": self.total,
+            "segments_done": self.done,
+            "segments_reused": self.reused,
+            "segments_rendered": max(self.done - self.reused, 0),
+            "segments_failed": len(self.failed),
+            "failures": {str(k): v for k, v in sorted(self.failed.items())},
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "finished_at": self.finished_at,
+        }
+
+
+def _keys(job: str) -> tuple[str, str, str, str]:
+    base = f"{KEY_PREFIX}:job:{check_job_id(job)}"
+    return f"{base}:meta", f"{base}:done", f"{base}:failed", f"{base}:sent"
+
+
+class Ledger:
+    """Job bookkeeping on one Redis connection pool."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+        self._mark_done = client.register_script(_MARK_DONE)
+        self._mark_failed = client.register_script(_MARK_FAILED)
+
+    @classmethod
+    def from_url(cls, url: str) -> Ledger:
+        return cls(redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30))
+
+    def ping(self) -> None:
+        try:
+            self.redis.ping()
+        except redis.RedisError as exc:
+            raise BrokerError(f"cannot reach Redis: {exc}; check VOXFARM_REDIS_URL and that Redis is running") from exc
+
+    # --- producer side -----------------------------------------------------
+    def create_job(
+        self, job: str, *, total: int, reused: Iterable[int], meta: Mapping[str, str | int | float]
+    ) -> MarkResult:
+        """(Re)create a job's ledger; already stored segments are marked done at once."""
+        meta_key, done_key, failed_key, sent_key = _keys(job)
+        now = time.time()
+        fields: dict[str, str | int | float] = {
+            **meta,
+            "total": total,
+            "state": JobState.RENDERING.value,
+            "created_at": now,
+            "updated_at": now,
+        }
+        reused_list = sorted(set(reused))
+        fields["reused"] = len(reused_list)
+        try:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.delete(meta_key, done_key, failed_key, sent_key)
+            pipe.hset(meta_key, mapping=cast(Any, fields))
+            pipe.sadd(JOBS_KEY, job)
+            pipe.execute()
+        except redis.RedisError as exc:
+            raise BrokerError(f"cannot write the job ledger: {exc}") from exc
+        if total == 0:
+            self.redis.hset(meta_key, "state", JobState.ASSEMBLING.value)
+            return MarkResult(True, 0, 0, 0, True)
+        if reused_list:
+            return self.mark_done(job, reused_list)
+        return MarkResult(True, 0, 0, total, False)
+
+    def record_sent(self, job: str, indexes: Iterable[int]) -> None:
+        sent_key = _keys(job)[3]
+        now = time.time()
+        mapping = {str(i): now for i in indexes}
+        if mapping:
+            try:
+                self.redis.hset(sent_key, mapping=cast(Any, mapping))
+            except redis.RedisError as exc:
+                raise BrokerError(f"cannot write the job ledger: {exc}") from exc
+
+    # --- worker side -------------------------------------------------------
+    def mark_done(self, job: str, indexes: Iterable[int]) -> MarkResult:
+        keys = list(_keys(job)[:3])
+        args = [str(i) for i in indexes] + [str(time.time())]
+        try:
+            added, done, total, moved, known = (int(v) for v in self._mark_done(keys=keys, args=args))
+        except redis.RedisError as exc:
+            raise BrokerError(f"cannot mark segments of {job} done: {exc}") from exc
+        return MarkResult(bool(known), added, done, total, bool(moved))
+
+    def mark_failed(self, job: str, indexes: Iterable[int], reason: str, attempts: int) -> bool:
+        keys = list(_keys(job)[:3])
+        record = json.dumps({"reason": reason[:500], "attempts": attempts, "at": time.time()})
+        try:
+            return bool(self._mark_failed(keys=keys, args=[*(str(i) for i in indexes), record]))
+        except redis.RedisError as exc:
+            raise BrokerError(f"cannot mark segments of {job} failed: {exc}") from exc
+
+    def count(self, job: str, counter: str, amount: int = 1) -> None:
+        with contextlib.suppress(redis.RedisError):  # counters are informational; never fail a segment over one
+            self.redis.hincrby(_keys(job)[0], counter, amount)
+
+    # --- control side ------------------------------------------------------
+    def set_state(self, job: str, state: JobState, **extra: str | float) -> None:
+        meta_key = _keys(job)[0]
+        fields: dict[str, str | float] = {"state": state.value, "updated_at": time.time(), **extra}
+        if state in (JobState.DONE, JobState.FAILED):
+            fields["finished_at"] = time.time()
+        pipe = self.redis.pipeline()
+        pipe.hset(meta_key, mapping=cast(Any, fields))
+        if state is JobState.DONE:
+            for key in _keys(job):
+                pipe.expire(key, FINISHED_TTL_S)
+        pipe.execute()
+
+    def exists(self, job: str) -> bool:
+        return bool(self.redis.exists(_keys(job)[0]))
+
+    def status(self, job: str) -> JobStatus:
+        meta_key, done_key, failed_key, _ = _keys(job)
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hgetall(meta_key)
+            pipe.scard(done_key)
+            pipe.hgetall(failed_key)
+            raw_meta, done, raw_failed = pipe.execute()
+        except redis.RedisError as exc:
+            raise BrokerError(f"cannot read the job ledger: {exc}; check VOXFARM_REDIS_URL") from exc
+        if not raw_meta:
+            raise NotFoundError(f"no job {job!r} in the ledger; check the id with `voxfarm jobs`")
+        meta = {k.decode(): v.decode() for k, v in raw_meta.items()}
+        failed = {int(k): json.loads(v) for k, v in raw_failed.items()}
+        return JobStatus(
+            job=job,
+            state=meta.get("state", "unknown"),
+            title=meta.get("title", ""),
+            total=int(meta.get("total", 0)),
+            done=int(done),
+            reused=int(meta.get("reused", 0)),
+            failed=failed,
+            created_at=float(meta.get("created_at", 0)),
+            updated_at=float(meta.get("updated_at", 0)),
+            finished_at=float(meta.get("finished_at", 0)),
+            meta=meta,
+        )
+
+    def done_indexes(self, job: str) -> set[int]:
+        return {int(v) for v in self.redis.smembers(_keys(job)[1])}
+
+    def sent_times(self, job: str) -> dict[int, float]:
+        return {int(k): float(v) for k, v in self.redis.hgetall(_keys(job)[3]).items()}
+
+    def jobs(self) -> list[str]:
+        return sorted(v.decode() for v in self.redis.smembers(JOBS_KEY))

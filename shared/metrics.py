@@ -1,0 +1,150 @@
+"""Prometheus metric definitions: names, units and the only labels allowed.
+
+Labels have bounded cardinality by construction: engine, voice, device
+family, card, bucket edge, stage, status, reason. Never a job id, a key or
+text. Each process builds its metrics on its own registry and serves them on
+one port.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+WORKER_LABELS = ("engine", "voice", "family", "card")
+BUCKET_LABELS = (*WORKER_LABELS, "bucket")
+
+_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_WAIT = (0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600)
+_RATIO = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5)
+_SIZES = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
+_FRACTION = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+
+
+@dataclass
+class WorkerMetrics:
+    registry: CollectorRegistry
+    segments: Counter
+    audio_seconds: Counter
+    characters: Counter
+    batches: Counter
+    queue_wait: Histogram
+    batch_size: Histogram
+    padding_efficiency: Histogram
+    stage_seconds: Histogram
+    real_time_factor: Histogram
+    warmup_seconds: Gauge
+    first_batch_seconds: Gauge
+    compile_cache_hits: Counter
+    device_memory: Gauge
+    retries: Counter
+    dead_letters: Counter
+    failures: Counter
+    storage_seconds: Histogram
+    storage_errors: Counter
+    storage_bytes: Counter
+    ready: Gauge
+    tuned_batch_size: Gauge
+    inflight: Gauge
+    info: Info
+
+
+def worker_metrics(registry: CollectorRegistry | None = None) -> WorkerMetrics:
+    """The metrics of one worker process (one card)."""
+    reg = registry or CollectorRegistry()
+    return WorkerMetrics(
+        registry=reg,
+        segments=Counter(
+            "voxfarm_segments", "Segments synthesised and stored.", [*BUCKET_LABELS, "status"], registry=reg
+        ),
+        audio_seconds=Counter("voxfarm_audio_seconds", "Seconds of audio produced.", WORKER_LABELS, registry=reg),
+        characters=Counter("voxfarm_characters", "Characters of text synthesised.", WORKER_LABELS, registry=reg),
+        batches=Counter(
+            "voxfarm_batches", "Engine calls, by why the batch was released.", [*BUCKET_LABELS, "reason"], registry=reg
+        ),
+        queue_wait=Histogram(
+            "voxfarm_queue_wait_seconds",
+            "From enqueue to the start of the segment's batch.",
+            BUCKET_LABELS,
+            buckets=_WAIT,
+            registry=reg,
+        ),
+        batch_size=Histogram(
+            "voxfarm_batch_size_items", "Items per engine call.", BUCKET_LABELS, buckets=_SIZES, registry=reg
+        ),
+        padding_efficiency=Histogram(
+            "voxfarm_batch_padding_efficiency_ratio",
+            "Useful / computed tokens of a batch (1 = no padding).",
+            BUCKET_LABELS,
+            buckets=_FRACTION,
+            registry=reg,
+        ),
+        stage_seconds=Histogram(
+            "voxfarm_stage_seconds",
+            "Seconds per stage of a batch (encoder, duration, flow, vocoder, encode, upload).",
+            [*WORKER_LABELS, "stage"],
+            buckets=_SECONDS,
+            registry=reg,
+        ),
+        real_time_factor=Histogram(
+            "voxfarm_real_time_factor_ratio",
+            "Compute seconds per second of audio, per batch (lower is faster).",
+            BUCKET_LABELS,
+            buckets=_RATIO,
+            registry=reg,
+        ),
+        warmup_seconds=Gauge(
+            "voxfarm_warmup_seconds", "Seconds spent loading, compiling and warming up.", WORKER_LABELS, registry=reg
+        ),
+        first_batch_seconds=Gauge(
+            "voxfarm_first_batch_seconds", "Seconds of the first real batch after warm-up.", WORKER_LABELS, registry=reg
+        ),
+        compile_cache_hits=Counter(
+            "voxfarm_compile_cache_hits", "Warm-up shapes served from the compile cache.", WORKER_LABELS, registry=reg
+        ),
+        device_memory=Gauge(
+            "voxfarm_device_memory_bytes",
+            "Device memory by kind (used, reserved, total, peak).",
+            [*WORKER_LABELS, "kind"],
+            registry=reg,
+        ),
+        retries=Counter(
+            "voxfarm_retries", "Segments sent back for another attempt.", [*WORKER_LABELS, "reason"], registry=reg
+        ),
+        dead_letters=Counter(
+            "voxfarm_dead_letters",
+            "Segments given up and sent to voxfarm.dead.",
+            [*WORKER_LABELS, "reason"],
+            registry=reg,
+        ),
+        failures=Counter(
+            "voxfarm_batch_failures",
+            "Failed engine calls by kind (poison, oom, time_limit, device).",
+            [*WORKER_LABELS, "kind"],
+            registry=reg,
+        ),
+        storage_seconds=Histogram(
+            "voxfarm_storage_request_seconds",
+            "Latency of storage writes.",
+            [*WORKER_LABELS, "operation"],
+            buckets=_SECONDS,
+            registry=reg,
+        ),
+        storage_errors=Counter(
+            "voxfarm_storage_errors", "Failed storage requests.", [*WORKER_LABELS, "operation"], registry=reg
+        ),
+        storage_bytes=Counter(
+            "voxfarm_storage_written_bytes", "Bytes of audio written to storage.", WORKER_LABELS, registry=reg
+        ),
+        ready=Gauge(
+            "voxfarm_worker_ready", "1 once warm-up finished and the worker consumes.", WORKER_LABELS, registry=reg
+        ),
+        tuned_batch_size=Gauge(
+            "voxfarm_tuned_batch_size_items", "Batch size chosen at warm-up per bucket.", BUCKET_LABELS, registry=reg
+        ),
+        inflight=Gauge(
+            "voxfarm_inflight_segments", "Segments received and not yet stored.", WORKER_LABELS, registry=reg
+        ),
+        info=Info("voxfarm_worker", "Device, runtime and engine versions of this worker.", registry=reg),
+    )

@@ -1,0 +1,159 @@
+"""The messages and documents that cross process boundaries, validated at both ends.
+
+Queue messages are JSON only (never pickle) and carry everything a worker
+needs, so a worker never calls back to the producer. The job plan is written
+to storage at submit time and is the durable record a resume or a lost
+broker is recovered from.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.errors import MessageError
+from shared.names import ENGINE_ID_PATTERN, JOB_ID_PATTERN, KEY_PATTERN, VOICE_ID_PATTERN
+
+SCHEMA_VERSION = 1
+MAX_TEXT_CHARS = 4000
+MAX_TOKENS = 4096
+MAX_INDEXES = 10_000
+
+JobId = Annotated[str, Field(pattern=JOB_ID_PATTERN)]
+VoiceId = Annotated[str, Field(pattern=VOICE_ID_PATTERN)]
+EngineId = Annotated[str, Field(pattern=ENGINE_ID_PATTERN)]
+ContentKey = Annotated[str, Field(pattern=KEY_PATTERN)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SynthesisParams(_Strict):
+    """Per-request synthesis settings; every field is part of the content key."""
+
+    noise_scale: float = Field(default=0.667, ge=0.0, le=2.0)
+    length_scale: float = Field(default=1.0, gt=0.05, le=5.0)
+    noise_w: float = Field(default=0.8, ge=0.0, le=2.0)
+    speaker: int | None = Field(default=None, ge=0, le=100_000)
+
+
+class SegmentTask(_Strict):
+    """One segment to synthesise: the body of a message on a bucket queue."""
+
+    v: Literal[1] = SCHEMA_VERSION
+    job: JobId
+    indexes: list[Annotated[int, Field(ge=0)]] = Field(min_length=1, max_length=MAX_INDEXES)
+    chapter: int = Field(ge=0)
+    text: str = Field(max_length=MAX_TEXT_CHARS)
+    ids: list[Annotated[int, Field(ge=0, le=1_000_000)]] = Field(min_length=1, max_length=MAX_TOKENS)
+    voice: VoiceId
+    engine: EngineId
+    params: SynthesisParams = SynthesisParams()
+    key: ContentKey
+    bucket: int = Field(gt=0, le=MAX_TOKENS)
+    enqueued_at: float = Field(ge=0)
+    priority: Literal["bulk", "interactive"] = "bulk"
+
+    def check_bucket(self) -> None:
+        if len(self.ids) > self.bucket:
+            raise MessageError(
+                f"segment {self.key[:12]} has {len(self.ids)} tokens, more than its bucket {self.bucket}"
+            )
+
+
+def parse_segment_task(payload: Any, max_bytes: int) -> SegmentTask:
+    """Validate a message body received from the queue; any problem is a MessageError."""
+    try:
+        raw = payload if isinstance(payload, (str, bytes)) else json.dumps(payload)
+    except (TypeError, ValueError) as exc:
+        raise MessageError(f"message is not JSON-serialisable: {exc}") from exc
+    size = len(raw.encode() if isinstance(raw, str) else raw)
+    if size > max_bytes:
+        raise MessageError(f"message of {size} bytes exceeds the limit of {max_bytes} bytes")
+    try:
+        task = SegmentTask.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "message"
+        raise MessageError(f"invalid segment message: {where}: {first['msg']}") from exc
+    task.check_bucket()
+    return task
+
+
+class SegmentPlan(_Strict):
+    """One sentence-sized piece of a chapter, as planned at submit time."""
+
+    index: int = Field(ge=0)
+    text: str
+    ids: list[int]
+    key: ContentKey
+    bucket: int
+    paragraph_end: bool = False
+
+
+class ChapterPlan(_Strict):
+    index: int = Field(ge=0)
+    title: str
+    chars: int = Field(ge=0)
+    segments: list[SegmentPlan]
+
+
+class JobPlan(_Strict):
+    """The durable record of a job: what to render and how to assemble it."""
+
+    v: Literal[1] = SCHEMA_VERSION
+    job: JobId
+    title: str
+    author: str | None = None
+    language: str | None = None
+    voice: VoiceId
+    engine: EngineId
+    model: str
+    sample_rate: int = Field(ge=8000)
+    params: SynthesisParams
+    created_at: float
+    chapters: list[ChapterPlan]
+    cover: str | None = Field(default=None, description="storage path of the cover image, if any")
+
+    @property
+    def segments(self) -> list[SegmentPlan]:
+        return [seg for chapter in self.chapters for seg in chapter.segments]
+
+    @property
+    def segments_total(self) -> int:
+        return sum(len(chapter.segments) for chapter in self.chapters)
+
+
+class ManifestChapter(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    index: int
+    title: str
+    file: str
+    duration_s: float
+    segments: int
+    start_s: float = 0.0
+    keys: list[str] = Field(default_factory=list)
+
+
+class Manifest(BaseModel):
+    """manifest.json of a finished job (contract: manifest.schema.json)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    job: str
+    title: str
+    author: str | None = None
+    language: str | None = None
+    voice: str
+    engine: str
+    sample_rate: int
+    segments_total: int
+    segments_reused: int
+    chapters: list[ManifestChapter]
+    files: dict[str, str] = Field(default_factory=dict)
+    duration_s: float = 0.0
+    created_at: float = 0.0

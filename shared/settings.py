@@ -1,0 +1,185 @@
+"""Every setting of voxfarm, in one place, with its default and why.
+
+Values come from, in order of precedence: keyword arguments (the CLI),
+``VOXFARM_*`` environment variables, the TOML file named by
+``VOXFARM_CONFIG`` (optional), then the defaults below. The defaults work on
+one machine with nothing configured.
+
+List settings accept JSON in the environment, e.g.
+``VOXFARM_BUCKET_EDGES='[32, 64, 128]'``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from shared.errors import ConfigError
+
+CONFIG_ENV = "VOXFARM_CONFIG"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def default_data_dir() -> Path:
+    """Where one machine keeps rendered segments between runs (XDG data home)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "voxfarm"
+
+
+class _TomlFileSource(PydanticBaseSettingsSource):
+    """Reads the optional file named by VOXFARM_CONFIG; a missing or broken file is an error."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = os.environ.get(CONFIG_ENV)
+        self._values: dict[str, Any] = {}
+        if path:
+            try:
+                with open(path, "rb") as handle:
+                    loaded = tomllib.load(handle)
+            except FileNotFoundError as exc:
+                raise ConfigError(f"{CONFIG_ENV}={path}: no such file; fix the path or unset it") from exc
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{CONFIG_ENV}={path}: not valid TOML ({exc})") from exc
+            section = loaded.get("voxfarm", loaded)
+            self._values = {str(k).replace("-", "_"): v for k, v in section.items()}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._values.items() if k in self.settings_cls.model_fields}
+
+
+class Settings(BaseSettings):
+    """Typed settings shared by the producer, the workers and the control service."""
+
+    model_config = SettingsConfigDict(env_prefix="VOXFARM_", extra="ignore", frozen=True)
+
+    # --- where things live -------------------------------------------------
+    redis_url: str | None = Field(
+        default=None,
+        description="Broker and job ledger. Unset: `voxfarm render` starts a private "
+        "Redis for the run; other commands use redis://127.0.0.1:6379/0.",
+    )
+    storage_url: str | None = Field(
+        default=None,
+        description="Where segments, plans and books are stored: s3://bucket/prefix or "
+        "file:///dir. Unset: file://<XDG data home>/voxfarm.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint for MinIO, SeaweedFS, Ceph RGW or OBS; unset for AWS."
+    )
+    s3_region: str = Field(default="us-east-1", description="S3 region name sent to the endpoint.")
+    voices_dir: Path | None = Field(
+        default=None, description="Extra Piper voices (<id>.onnx + <id>.onnx.json) beside the default."
+    )
+
+    # --- what to render ----------------------------------------------------
+    voice: str = Field(default="en_US-joe-medium", description="Voice used when --voice is not given.")
+    engine: str = Field(default="piper-onnx", description="Engine used when --engine is not given.")
+
+    # --- queues and batching ----------------------------------------------
+    bucket_edges: list[int] = Field(
+        default=[32, 64, 128, 256, 512],
+        description="Length buckets in tokens; one queue per model and edge. Longer "
+        "segments are split by the frontend.",
+    )
+    max_batch_items: int = Field(default=16, ge=1, description="Largest batch a worker forms.")
+    max_batch_tokens: int = Field(
+        default=8192, ge=32, description="Largest padded token count (items x edge) of one batch."
+    )
+    max_wait_ms: int = Field(
+        default=50, ge=0, description="Longest an item waits for its batch to fill before it is released."
+    )
+    visibility_timeout_s: int = Field(
+        default=3600,
+        ge=5,
+        description="Unacknowledged messages are redelivered after this long; keep it above "
+        "the worst delivery-to-ack time of a batch.",
+    )
+    batch_time_limit_s: float = Field(
+        default=300.0, gt=0, description="A batch running longer than this is failed and the worker exits."
+    )
+    max_retries: int = Field(default=3, ge=0, description="Retries of a segment before it is dead-lettered.")
+    retry_backoff_s: float = Field(default=2.0, ge=0, description="First retry delay; doubles each attempt.")
+    max_message_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest accepted queue message.")
+
+    # --- worker process -----------------------------------------------------
+    metrics_port: int = Field(
+        default=9300, ge=0, le=65535, description="First metrics port; a pool gives card i port + i. 0 = off."
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="Address the metrics endpoint binds to.")
+    cache_dir: Path | None = Field(
+        default=None, description="Compile and tuning caches. Unset: <XDG cache home>/voxfarm."
+    )
+    ort_threads: int = Field(
+        default=1, ge=0, description="onnxruntime intra-op threads per worker (0 = onnxruntime decides)."
+    )
+
+    # --- assembly ------------------------------------------------------------
+    sentence_pause_ms: int = Field(default=250, ge=0, description="Silence between sentences.")
+    paragraph_pause_ms: int = Field(default=600, ge=0, description="Silence between paragraphs.")
+    chapter_pause_ms: int = Field(default=1500, ge=0, description="Silence at the end of each chapter file.")
+
+    # --- input limits ------------------------------------------------------
+    max_source_bytes: int = Field(
+        default=200 * 1024 * 1024, ge=1, description="Largest book file accepted (bytes, compressed)."
+    )
+
+    @field_validator("bucket_edges")
+    @classmethod
+    def _edges_ascending(cls, edges: list[int]) -> list[int]:
+        if not edges or any(e <= 0 for e in edges) or sorted(set(edges)) != edges:
+            raise ValueError("bucket_edges must be positive and strictly ascending, e.g. [32, 64, 128]")
+        return edges
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlFileSource(settings_cls))
+
+    # --- derived -----------------------------------------------------------
+    @property
+    def broker_url(self) -> str:
+        return self.redis_url or DEFAULT_REDIS_URL
+
+    @property
+    def effective_storage_url(self) -> str:
+        return self.storage_url or default_data_dir().as_uri()
+
+    @property
+    def effective_cache_dir(self) -> Path:
+        if self.cache_dir is not None:
+            return self.cache_dir
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(base) / "voxfarm"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation failures into a ConfigError the CLI can print."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems} (check VOXFARM_* variables and {CONFIG_ENV})") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once."""
+    return load_settings()

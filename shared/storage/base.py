@@ -1,0 +1,64 @@
+"""The storage seam: segments, plans and books live behind this interface.
+
+Paths are relative, '/'-separated and checked here, so no backend can be
+talked into writing outside its prefix.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+
+from shared.errors import BadInputError
+
+_SAFE_PART = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+def check_path(path: str) -> str:
+    """Reject absolute paths, '..', empty parts and unusual characters."""
+    parts = path.split("/")
+    if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise BadInputError(f"unsafe storage path {path!r}")
+    if not all(_SAFE_PART.match(p) for p in parts):
+        raise BadInputError(f"unsafe storage path {path!r}: use letters, digits, '.', '-', '_' and '/'")
+    return path
+
+
+class Storage(ABC):
+    """An object store rooted at one prefix."""
+
+    url: str
+
+    @abstractmethod
+    def put_bytes(self, path: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        """Store ``data`` atomically: readers see the old object or the whole new one."""
+
+    @abstractmethod
+    def get_bytes(self, path: str) -> bytes:
+        """Read an object; raises NotFoundError when it does not exist."""
+
+    @abstractmethod
+    def exists(self, path: str) -> bool: ...
+
+    @abstractmethod
+    def list(self, prefix: str) -> Iterator[str]:
+        """Paths under ``prefix`` (relative to the storage root), in no particular order."""
+
+    @abstractmethod
+    def delete(self, path: str) -> None: ...
+
+    def put_file(self, path: str, source: Path, content_type: str = "application/octet-stream") -> None:
+        self.put_bytes(path, source.read_bytes(), content_type)
+
+    def get_file(self, path: str, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(self.get_bytes(path))
+
+    def check(self) -> None:  # noqa: B027 - optional hook, most backends need no check
+        """Fail early with a clear StorageError when the store cannot be used."""
+
+    def describe(self) -> str:
+        """A printable location without credentials."""
+        return self.url

@@ -1,0 +1,88 @@
+"""file:///dir storage: one machine, or a shared POSIX mount."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from shared.errors import NotFoundError, StorageError
+from shared.storage.base import Storage, check_path
+
+
+class LocalStorage(Storage):
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.url = self.root.as_uri()
+
+    def _resolve(self, path: str) -> Path:
+        return self.root / check_path(path)
+
+    def put_bytes(self, path: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        target = self._resolve(path)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
+
+    def put_file(self, path: str, source: Path, content_type: str = "application/octet-stream") -> None:
+        target = self._resolve(path)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
+
+    def get_bytes(self, path: str) -> bytes:
+        target = self._resolve(path)
+        try:
+            return target.read_bytes()
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"{path} is not in storage {self.url}") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot read {target}: {exc.strerror or exc}") from exc
+
+    def get_file(self, path: str, target: Path) -> None:
+        source = self._resolve(path)
+        if not source.exists():
+            raise NotFoundError(f"{path} is not in storage {self.url}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+
+    def exists(self, path: str) -> bool:
+        return self._resolve(path).is_file()
+
+    def list(self, prefix: str) -> Iterator[str]:
+        base = self.root / check_path(prefix.rstrip("/")) if prefix.strip("/") else self.root
+        if not base.is_dir():
+            return
+        for dirpath, _dirs, files in os.walk(base):
+            for name in files:
+                if name.startswith(".tmp-"):
+                    continue
+                yield (Path(dirpath) / name).relative_to(self.root).as_posix()
+
+    def delete(self, path: str) -> None:
+        self._resolve(path).unlink(missing_ok=True)
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create storage folder {self.root}: {exc.strerror or exc}") from exc
+        if not os.access(self.root, os.W_OK):
+            raise StorageError(f"storage folder {self.root} is not writable")

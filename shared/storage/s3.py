@@ -1,0 +1,115 @@
+"""s3://bucket/prefix storage through plain S3 API calls (AWS, MinIO, SeaweedFS, Ceph RGW, OBS)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from shared.errors import NotFoundError, StorageError
+from shared.storage.base import Storage, check_path
+
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+
+
+class S3Storage(Storage):
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region: str = "us-east-1",
+        client: Any = None,
+    ) -> None:
+        if len(bucket) < 3:
+            raise StorageError(f"S3 bucket name {bucket!r} is too short (at least 3 characters)")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        if self.prefix:
+            check_path(self.prefix)
+        self.endpoint_url = endpoint_url
+        self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self._client = client or boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            config=Config(
+                retries={"max_attempts": 4, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=60,
+                s3={"addressing_style": "path"},
+            ),
+        )
+
+    def _key(self, path: str) -> str:
+        check_path(path)
+        return f"{self.prefix}/{path}" if self.prefix else path
+
+    def _fail(self, action: str, path: str, exc: Exception) -> StorageError:
+        where = f" at {self.endpoint_url}" if self.endpoint_url else ""
+        detail = exc.response["Error"].get("Code", str(exc)) if isinstance(exc, ClientError) else type(exc).__name__
+        return StorageError(
+            f"S3 {action} {self.url}/{path}{where} failed: {detail}; check the endpoint, bucket and credentials"
+        )
+
+    def put_bytes(self, path: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=self._key(path), Body=data, ContentType=content_type)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail("PUT", path, exc) from exc
+
+    def get_bytes(self, path: str) -> bytes:
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=self._key(path))
+            return bytes(response["Body"].read())
+        except ClientError as exc:
+            if exc.response["Error"].get("Code") in _NOT_FOUND:
+                raise NotFoundError(f"{path} is not in storage {self.url}") from exc
+            raise self._fail("GET", path, exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("GET", path, exc) from exc
+
+    def exists(self, path: str) -> bool:
+        try:
+            self._client.head_object(Bucket=self.bucket, Key=self._key(path))
+            return True
+        except ClientError as exc:
+            if exc.response["Error"].get("Code") in _NOT_FOUND:
+                return False
+            raise self._fail("HEAD", path, exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("HEAD", path, exc) from exc
+
+    def list(self, prefix: str) -> Iterator[str]:
+        full = self._key(prefix.rstrip("/")) + "/" if prefix.strip("/") else (f"{self.prefix}/" if self.prefix else "")
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        try:
+            paginator = self._client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+                for item in page.get("Contents", []):
+                    yield item["Key"][strip:]
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail("LIST", prefix, exc) from exc
+
+    def delete(self, path: str) -> None:
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=self._key(path))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail("DELETE", path, exc) from exc
+
+    def check(self) -> None:
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            code = exc.response["Error"].get("Code")
+            if code in _NOT_FOUND or code == "NoSuchBucket":
+                raise StorageError(
+                    f"S3 bucket {self.bucket!r} does not exist at {self.endpoint_url or 'AWS'}; create it first"
+                ) from exc
+            raise self._fail("HEAD bucket", "", exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("HEAD bucket", "", exc) from exc

@@ -1,0 +1,75 @@
+"""The engine seam: turn a batch of token sequences into per-item audio.
+
+An engine is loaded once per worker process onto one device, warmed up over
+the shapes it will serve, and then called with batches padded to a bucket
+edge. It knows nothing about queues or storage; it returns plain records
+that the batcher and the metrics module turn into acknowledgements and
+Prometheus series.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from shared.schema import SynthesisParams
+
+
+@dataclass(frozen=True)
+class EngineRequest:
+    """One item of a batch; ``key`` seeds the noise where the engine allows it."""
+
+    key: str
+    ids: Sequence[int]
+    params: SynthesisParams = SynthesisParams()
+
+
+@dataclass
+class EngineOutput:
+    """Audio per item (float32 mono in [-1, 1], trimmed to its own length) and what it cost."""
+
+    audio: list[np.ndarray]
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    """Seconds per stage, e.g. encoder, duration, flow, vocoder."""
+    padded_tokens: int = 0
+    useful_tokens: int = 0
+    padded_frames: int = 0
+    useful_frames: int = 0
+
+
+@dataclass(frozen=True)
+class WarmupRecord:
+    """One shape run during warm-up and how long its first (compiling) and steady calls took."""
+
+    tokens: int
+    batch: int
+    frames: int | None
+    first_s: float
+    steady_s: float
+
+
+class Engine(ABC):
+    """A loaded model on one device."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    sample_rate: int
+
+    @abstractmethod
+    def synthesize(self, batch: Sequence[EngineRequest], pad_to: int) -> EngineOutput:
+        """Synthesise a batch whose token sequences are padded to ``pad_to``.
+
+        Raises EngineError (retryable), DeviceOutOfMemoryError (retry smaller)
+        or DeviceError (fatal: the worker exits).
+        """
+
+    def warmup(self, shapes: Iterable[tuple[int, int]]) -> list[WarmupRecord]:
+        """Run every (tokens, batch) shape once so the first real batch pays no compile cost."""
+        return []
+
+    def close(self) -> None:
+        """Release the device; called once at worker exit."""
