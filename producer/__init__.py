@@ -1,0 +1,1 @@
+"""Control plane: ingest, plan, submit, follow, assemble; the `voxfarm` command line."""

@@ -1,0 +1,126 @@
+"""The `voxfarm` command line.
+
+Every subcommand turns a VoxfarmError into one line on stderr and its exit
+code (2 bad input, 3 retryable/unreachable, 70 fatal); a traceback means a
+bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from shared.errors import VoxfarmError
+from shared.logs import configure_logging
+from shared.settings import Settings, load_settings
+
+log = logging.getLogger("voxfarm")
+
+
+def _book_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("book", type=Path, help="EPUB, Markdown, HTML, plain text or JSONL utterance file")
+    parser.add_argument("--voice", help="voice id (default: VOXFARM_VOICE or en_US-joe-medium)")
+    parser.add_argument("--engine", help="engine id (default: VOXFARM_ENGINE or piper-onnx)")
+    parser.add_argument("--chapters", help="chapters to read, 1-based, e.g. 1-3,5")
+    parser.add_argument("--include-matter", action="store_true", help="also read front and back matter")
+    parser.add_argument("--lexicon", type=Path, help="pronunciation lexicon file")
+    parser.add_argument("--job", help="job id (default: derived from the title and content)")
+    parser.add_argument("--no-titles", action="store_true", help="do not speak chapter titles")
+    parser.add_argument("--length-scale", type=float, help="speaking rate: >1 slower, <1 faster")
+    parser.add_argument("--noise-scale", type=float, help="voice variation (0 = deterministic)")
+    parser.add_argument("--noise-w", type=float, help="timing variation (0 = deterministic)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voxfarm", description="Distributed text-to-speech render farm.")
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default INFO)")
+    parser.add_argument("--log-json", action="store_true", default=None, help="JSON log lines")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    plan = sub.add_parser("plan", help="show chapters and segments without rendering")
+    _book_arguments(plan)
+    plan.add_argument("--json", action="store_true", help="machine-readable output (plan.schema.json)")
+
+    submit = sub.add_parser("submit", help="submit a book to the farm and print its job id")
+    _book_arguments(submit)
+    submit.add_argument("--priority", choices=["bulk", "interactive"], default="bulk")
+    submit.add_argument("--wait", action="store_true", help="follow the job until it finishes")
+    submit.add_argument("--json", action="store_true")
+
+    render = sub.add_parser("render", help="render a book into a folder (embedded farm when nothing is configured)")
+    _book_arguments(render)
+    render.add_argument("-o", "--output", type=Path, required=True, help="folder for chapter files and manifest.json")
+    render.add_argument("--workers", type=int, help="local worker processes (default: one per CPU core)")
+
+    status = sub.add_parser("status", help="progress, reuse and failures of a job")
+    status.add_argument("job")
+    status.add_argument("--json", action="store_true")
+
+    watch = sub.add_parser("watch", help="follow a job with a progress bar until it finishes")
+    watch.add_argument("job")
+    watch.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
+
+    download = sub.add_parser("download", help="copy a finished job's files into a folder")
+    download.add_argument("job")
+    download.add_argument("-o", "--output", type=Path, required=True)
+
+    worker = sub.add_parser("worker", help="run one worker pinned to one device")
+    worker.add_argument("--device", default="cpu", help="cpu, cpu:N, cuda:N, npu:N, dcu:N, mlu:N, xpu:N")
+    worker.add_argument("--engine")
+    worker.add_argument("--voice")
+    worker.add_argument("--metrics-port", type=int, help="port for /metrics, /healthz, /readyz (0 = any free port)")
+    worker.add_argument("--ready-file", type=Path, help="file created once warm-up has finished")
+    worker.add_argument("--hostname", help="Celery hostname (default: voxfarm-<family><card>-<pid>@<host>)")
+    worker.add_argument("--warmup-only", action="store_true", help="fill the compile and tuning caches, then exit")
+    worker.add_argument("--concurrency", type=int, help="messages held at once (default: twice the largest batch)")
+
+    control = sub.add_parser("control", help="run the control service (assembly on voxfarm.control)")
+    control.add_argument("--concurrency", type=int, default=2)
+
+    sub.add_parser("voices", help="list the voices this installation can use")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level, args.log_json)
+    try:
+        settings = load_settings()
+        return int(_dispatch(args, settings) or 0)
+    except VoxfarmError as exc:
+        print(f"voxfarm: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("voxfarm: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    from producer import commands
+
+    handlers: dict[str, Any] = {
+        "plan": commands.plan,
+        "submit": commands.submit,
+        "render": commands.render,
+        "status": commands.status,
+        "watch": commands.watch_job,
+        "download": commands.download,
+        "worker": commands.worker,
+        "control": commands.control,
+        "voices": commands.voices,
+    }
+    return int(handlers[args.command](args, settings) or 0)
+
+
+def print_json(document: Any) -> None:
+    print(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

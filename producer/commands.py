@@ -1,0 +1,222 @@
+"""What each `voxfarm` subcommand does; argument parsing stays in cli.py."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from producer.cli import print_json
+from producer.planner import PlanOptions, default_params, plan_book, plan_summary
+from producer.progress import describe, watch
+from producer.submit import SubmitResult, submit_plan
+from shared.buckets import BucketPolicy
+from shared.celery_app import create_app
+from shared.engines import engine_spec
+from shared.errors import NotFoundError, VoxfarmError
+from shared.keys import job_dir, manifest_path
+from shared.ledger import JobState, Ledger
+from shared.schema import JobPlan, Manifest
+from shared.settings import Settings
+from shared.storage import Storage, open_storage
+from shared.voices import VoiceRegistry
+
+
+def _storage(settings: Settings) -> Storage:
+    storage = open_storage(
+        settings.effective_storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
+    )
+    storage.check()
+    return storage
+
+
+def _plan(args: argparse.Namespace, settings: Settings, storage: Storage | None) -> JobPlan:
+    from shared.frontend.lexicon import Lexicon
+
+    from producer.ingest import load_book
+
+    engine = args.engine or settings.engine
+    engine_spec(engine)
+    voice = VoiceRegistry(settings.voices_dir, storage, settings.effective_cache_dir).resolve(
+        args.voice or settings.voice
+    )
+    book = load_book(
+        args.book, chapters=args.chapters, include_matter=args.include_matter, max_bytes=settings.max_source_bytes
+    )
+    params = default_params(voice)
+    overrides = {
+        "length_scale": args.length_scale,
+        "noise_scale": args.noise_scale,
+        "noise_w": args.noise_w,
+    }
+    params = params.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    params = type(params).model_validate(params.model_dump())
+    options = PlanOptions(
+        engine=engine,
+        voice=voice,
+        params=params,
+        policy=BucketPolicy.from_edges(settings.bucket_edges),
+        job=args.job,
+        speak_titles=not args.no_titles,
+        lexicon=Lexicon.load(args.lexicon) if args.lexicon else None,
+    )
+    return plan_book(book, options)
+
+
+def plan(args: argparse.Namespace, settings: Settings) -> int:
+    job_plan = _plan(args, settings, None)
+    summary = plan_summary(job_plan)
+    if args.json:
+        print_json(summary)
+        return 0
+    print(f"{job_plan.title}" + (f" by {job_plan.author}" if job_plan.author else ""))
+    for chapter in summary["chapters"]:  # type: ignore[attr-defined]
+        print(
+            f"  {chapter['index'] + 1:3d}. {chapter['title'][:60]:60s} {chapter['segments']:5d} segments "
+            f"{chapter['chars']:8d} chars"
+        )
+    print(f"  {summary['segments_total']} segments, job id {job_plan.job}")
+    return 0
+
+
+def _submit(args: argparse.Namespace, settings: Settings, storage: Storage, ledger: Ledger) -> SubmitResult:
+    job_plan = _plan(args, settings, storage)
+    app = create_app(settings)
+    return submit_plan(job_plan, storage=storage, ledger=ledger, app=app, priority=getattr(args, "priority", "bulk"))
+
+
+def submit(args: argparse.Namespace, settings: Settings) -> int:
+    storage = _storage(settings)
+    ledger = Ledger.from_url(settings.broker_url)
+    ledger.ping()
+    result = _submit(args, settings, storage, ledger)
+    if args.json:
+        print_json(result.__dict__)
+    else:
+        print(result.job)
+        print(f"{result.total} segments: {result.reused} reused, {result.enqueued} enqueued", file=sys.stderr)
+    if args.wait:
+        final = watch(ledger, result.job, show=True)
+        return 0 if final.state == JobState.DONE else 1
+    return 0
+
+
+def render(args: argparse.Namespace, settings: Settings) -> int:
+    """Render into a folder: on the configured cluster, or on an embedded one."""
+    if settings.redis_url:
+        storage = _storage(settings)
+        ledger = Ledger.from_url(settings.broker_url)
+        ledger.ping()
+        return _render_on(args, settings, storage, ledger)
+    from producer.embedded import local_farm
+
+    storage = _storage(settings)
+    engine = args.engine or settings.engine
+    voice = args.voice or settings.voice
+    # Plan before starting anything: bad input fails in a second, not after the farm starts.
+    job_plan = _plan(args, settings, storage)
+    print(
+        f"rendering {job_plan.title!r}: {job_plan.segments_total} segments, "
+        f"{len(job_plan.chapters)} chapters, on a local farm",
+        file=sys.stderr,
+    )
+    with local_farm(workers=args.workers, engine=engine, voice=voice) as (redis_url, farm):
+        local = settings.model_copy(update={"redis_url": redis_url})
+        ledger = Ledger.from_url(redis_url)
+        return _render_on(args, local, storage, ledger, job_plan=job_plan, alive=farm.check_alive)
+
+
+def _render_on(
+    args: argparse.Namespace,
+    settings: Settings,
+    storage: Storage,
+    ledger: Ledger,
+    *,
+    job_plan: JobPlan | None = None,
+    alive: Any = None,
+) -> int:
+    job_plan = job_plan or _plan(args, settings, storage)
+    app = create_app(settings)
+    result = submit_plan(job_plan, storage=storage, ledger=ledger, app=app, replace=True)
+    print(f"{result.total} segments: {result.reused} reused, {result.enqueued} to render", file=sys.stderr)
+    final = watch(ledger, result.job, show=True, alive=alive)
+    if final.state != JobState.DONE:
+        print(describe(final), file=sys.stderr)
+        return 1
+    manifest = _download(storage, result.job, args.output)
+    print(
+        f"{len(manifest.chapters)} chapters, {manifest.duration_s / 60:.1f} min of audio in {args.output}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _download(storage: Storage, job: str, output: Path) -> Manifest:
+    try:
+        manifest = Manifest.model_validate_json(storage.get_bytes(manifest_path(job)))
+    except NotFoundError as exc:
+        raise NotFoundError(f"job {job} has no manifest yet; is it finished? (`voxfarm status {job}`)") from exc
+    output.mkdir(parents=True, exist_ok=True)
+    names = [chapter.file for chapter in manifest.chapters] + list(manifest.files.values())
+    for name in names:
+        storage.get_file(f"{job_dir(job)}/{name}", output / name)
+    (output / "manifest.json").write_text(manifest.model_dump_json(indent=2))
+    return manifest
+
+
+def download(args: argparse.Namespace, settings: Settings) -> int:
+    manifest = _download(_storage(settings), args.job, args.output)
+    print(f"{len(manifest.chapters)} chapters of {manifest.title!r} in {args.output}", file=sys.stderr)
+    return 0
+
+
+def status(args: argparse.Namespace, settings: Settings) -> int:
+    ledger = Ledger.from_url(settings.broker_url)
+    current = ledger.status(args.job)
+    if args.json:
+        print_json(current.as_dict())
+    else:
+        print(describe(current))
+    return 0 if current.state != JobState.FAILED else 1
+
+
+def watch_job(args: argparse.Namespace, settings: Settings) -> int:
+    ledger = Ledger.from_url(settings.broker_url)
+    final = watch(ledger, args.job, timeout_s=args.timeout, show=True)
+    print(describe(final))
+    return 0 if final.state == JobState.DONE else 1
+
+
+def worker(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.worker import WorkerOptions, run_worker
+
+    options = WorkerOptions(
+        device=args.device,
+        engine=args.engine,
+        voice=args.voice,
+        metrics_port=args.metrics_port,
+        ready_file=args.ready_file,
+        hostname=args.hostname,
+        warmup_only=args.warmup_only,
+        concurrency=args.concurrency,
+    )
+    return run_worker(settings, options)
+
+
+def control(args: argparse.Namespace, settings: Settings) -> int:
+    from producer.control import run_control
+
+    return run_control(settings, concurrency=args.concurrency)
+
+
+def voices(args: argparse.Namespace, settings: Settings) -> int:
+    storage: Storage | None
+    try:
+        storage = _storage(settings) if settings.storage_url else None
+    except VoxfarmError:
+        storage = None
+    registry = VoiceRegistry(settings.voices_dir, storage, settings.effective_cache_dir)
+    for voice_id in registry.available():
+        print(voice_id)
+    return 0

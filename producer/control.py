@@ -1,0 +1,108 @@
+"""`voxfarm control`: the control-plane service that consumes ``voxfarm.control``.
+
+It assembles finished jobs. It runs on CPU nodes on the x86 side and never
+loads a model.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery, Task
+
+from producer.assemble import Pauses, assemble_job
+from shared.buckets import CONTROL_QUEUE
+from shared.celery_app import ASSEMBLE_TASK, create_app
+from shared.errors import BadInputError, RetryableError
+from shared.ledger import JobState, Ledger
+from shared.settings import Settings
+from shared.storage import Storage, open_storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ControlRuntime:
+    settings: Settings
+    storage: Storage
+    ledger: Ledger
+
+    @property
+    def pauses(self) -> Pauses:
+        s = self.settings
+        return Pauses(s.sentence_pause_ms, s.paragraph_pause_ms, s.chapter_pause_ms)
+
+    def assemble(self, task: Task, job: str) -> dict[str, Any]:
+        try:
+            status = self.ledger.status(job)
+            manifest = assemble_job(self.storage, job, pauses=self.pauses, segments_reused=status.reused)
+        except BadInputError as exc:
+            log.error("assembly of %s failed: %s", job, exc, extra={"job": job})
+            if self.ledger.exists(job):
+                self.ledger.set_state(job, JobState.FAILED, error=str(exc)[:500])
+            return {"status": "failed", "reason": str(exc)}
+        except RetryableError as exc:
+            attempts = int(task.request.retries or 0)
+            if attempts >= self.settings.max_retries:
+                self.ledger.set_state(job, JobState.FAILED, error=str(exc)[:500])
+                return {"status": "failed", "reason": str(exc)}
+            raise task.retry(exc=exc, countdown=self.settings.retry_backoff_s * 2**attempts) from exc
+        self.ledger.set_state(job, JobState.DONE, duration_s=manifest.duration_s)
+        return {"status": "done", "chapters": len(manifest.chapters)}
+
+
+_CONTROL: ControlRuntime | None = None
+
+
+def install_control(runtime: ControlRuntime | None) -> None:
+    global _CONTROL
+    _CONTROL = runtime
+
+
+def current_control() -> ControlRuntime:
+    if _CONTROL is None:
+        raise RuntimeError("this process has no control runtime; start it with `voxfarm control`")
+    return _CONTROL
+
+
+def register_control(app: Celery) -> None:
+    @app.task(name=ASSEMBLE_TASK, bind=True, acks_late=True, max_retries=None)
+    def assemble(self: Task, job: str) -> dict[str, Any]:
+        return current_control().assemble(self, job)
+
+
+def build_control(settings: Settings) -> tuple[Celery, ControlRuntime]:
+    storage = open_storage(
+        settings.effective_storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
+    )
+    storage.check()
+    ledger = Ledger.from_url(settings.broker_url)
+    ledger.ping()
+    runtime = ControlRuntime(settings, storage, ledger)
+    app = create_app(settings)
+    register_control(app)
+    return app, runtime
+
+
+def run_control(settings: Settings, *, hostname: str | None = None, concurrency: int = 2) -> int:
+    import os
+    import socket
+
+    app, runtime = build_control(settings)
+    install_control(runtime)
+    worker = app.Worker(
+        hostname=hostname or f"voxfarm-control-{os.getpid()}@{socket.gethostname()}",
+        pool="threads",
+        concurrency=concurrency,
+        queues=[CONTROL_QUEUE],
+        without_gossip=True,
+        without_mingle=True,
+        loglevel=logging.getLevelName(logging.getLogger().level),
+    )
+    try:
+        worker.start()
+    finally:
+        install_control(None)
+    return int(worker.exitcode or 0)

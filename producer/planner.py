@@ -1,0 +1,149 @@
+"""Book -> job plan: chapters of sentence segments, each with its tokens, bucket and content key.
+
+Planning runs on the control plane and never loads a model: the frontend
+needs only the voice's config, the key needs the voice's checksum.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from shared.frontend.lexicon import Lexicon
+
+from producer.ingest import Book
+from shared.buckets import BucketPolicy, model_name
+from shared.engines import engine_spec
+from shared.errors import EmptyInputError
+from shared.frontend import Frontend, create_frontend
+from shared.keys import content_key
+from shared.names import check_job_id, slugify
+from shared.schema import ChapterPlan, JobPlan, SegmentPlan, SynthesisParams
+from shared.voices import VoiceFiles
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    engine: str
+    voice: VoiceFiles
+    params: SynthesisParams
+    policy: BucketPolicy
+    job: str | None = None
+    speak_titles: bool = True
+    lexicon: Lexicon | None = None
+
+
+def default_params(voice: VoiceFiles) -> SynthesisParams:
+    """The voice's own inference settings from its config."""
+    inference = voice.config.get("inference", {})
+    return SynthesisParams(
+        noise_scale=float(inference.get("noise_scale", 0.667)),
+        length_scale=float(inference.get("length_scale", 1.0)),
+        noise_w=float(inference.get("noise_w", 0.8)),
+    )
+
+
+def make_frontend(options: PlanOptions) -> Frontend:
+    spec = engine_spec(options.engine)
+    return create_frontend(
+        spec.frontend, options.voice.config, max_tokens=options.policy.largest, lexicon=options.lexicon
+    )
+
+
+def plan_book(book: Book, options: PlanOptions, frontend: Frontend | None = None) -> JobPlan:
+    spec = engine_spec(options.engine)
+    frontend = frontend or make_frontend(options)
+    voice = options.voice
+    checksum = voice.checksum
+    chapters: list[ChapterPlan] = []
+    index = 0
+    for chapter_index, chapter in enumerate(book.chapters):
+        paragraphs: list[str] = list(chapter.paragraphs)
+        if options.speak_titles and chapter.title.strip():
+            paragraphs.insert(0, chapter.title)
+        segments: list[SegmentPlan] = []
+        for piece in frontend.segment_chapter(paragraphs):
+            key = content_key(
+                engine=spec.name,
+                engine_version=spec.version,
+                voice=voice.id,
+                voice_checksum=checksum,
+                text=piece.text,
+                ids=piece.ids,
+                params=options.params,
+                sample_rate=voice.sample_rate,
+            )
+            segments.append(
+                SegmentPlan(
+                    index=index,
+                    text=piece.text,
+                    ids=list(piece.ids),
+                    key=key,
+                    bucket=options.policy.edge_for(len(piece.ids)),
+                    paragraph_end=piece.paragraph_end,
+                )
+            )
+            index += 1
+        if segments:
+            chapters.append(
+                ChapterPlan(
+                    index=len(chapters),
+                    title=chapter.title or f"Chapter {chapter_index + 1}",
+                    chars=sum(len(p) for p in chapter.paragraphs),
+                    segments=segments,
+                )
+            )
+    if not chapters:
+        raise EmptyInputError(f"{book.title!r} has no speakable text after normalisation")
+    job = (
+        check_job_id(options.job)
+        if options.job
+        else default_job_id(book.title, [s.key for c in chapters for s in c.segments])
+    )
+    return JobPlan(
+        job=job,
+        title=book.title,
+        author=book.author,
+        language=book.language,
+        voice=voice.id,
+        engine=spec.name,
+        model=model_name(spec.name, voice.id),
+        sample_rate=voice.sample_rate,
+        params=options.params,
+        created_at=time.time(),
+        chapters=chapters,
+    )
+
+
+def default_job_id(title: str, keys: Sequence[str]) -> str:
+    """Readable and deterministic: the same book, voice and settings give the same job id."""
+    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:10]
+    return f"{slugify(title, 40)}-{digest}"
+
+
+def plan_summary(plan: JobPlan) -> dict[str, object]:
+    """What `voxfarm plan --json` prints (contract: plan.schema.json)."""
+    return {
+        "job": plan.job,
+        "title": plan.title,
+        "author": plan.author,
+        "language": plan.language,
+        "voice": plan.voice,
+        "engine": plan.engine,
+        "segments_total": plan.segments_total,
+        "chars_total": sum(c.chars for c in plan.chapters),
+        "tokens_total": sum(len(s.ids) for s in plan.segments),
+        "buckets": _bucket_counts(plan),
+        "chapters": [
+            {"index": c.index, "title": c.title, "segments": len(c.segments), "chars": c.chars} for c in plan.chapters
+        ],
+    }
+
+
+def _bucket_counts(plan: JobPlan) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for segment in plan.segments:
+        counts[str(segment.bucket)] = counts.get(str(segment.bucket), 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: int(kv[0])))

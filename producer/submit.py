@@ -1,0 +1,144 @@
+"""Submit a job: store its plan, skip what is already rendered, enqueue the rest.
+
+The plan goes to storage first, so whatever happens to Redis afterwards the
+job can be rebuilt from it. Identical sentences inside a book share one
+content key and one message (every index they stand at is marked when it
+lands).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from celery import Celery
+
+from shared.buckets import CONTROL_QUEUE, interactive_queue_name, queue_name
+from shared.celery_app import ASSEMBLE_TASK, SYNTHESIZE_TASK
+from shared.errors import BadInputError, BrokerError
+from shared.keys import plan_path, segment_path
+from shared.ledger import JobState, Ledger
+from shared.schema import JobPlan, SegmentPlan, SegmentTask
+from shared.storage import LocalStorage, Storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    job: str
+    total: int
+    reused: int
+    enqueued: int
+    """Messages sent (one per distinct missing content key)."""
+    completed: bool
+    """True when nothing needed rendering and assembly was enqueued at once."""
+
+
+def group_by_key(segments: Iterable[SegmentPlan]) -> dict[str, list[SegmentPlan]]:
+    groups: dict[str, list[SegmentPlan]] = {}
+    for segment in segments:
+        groups.setdefault(segment.key, []).append(segment)
+    return groups
+
+
+def stored_keys(storage: Storage, voice: str, keys: Sequence[str], threads: int = 16) -> set[str]:
+    """Which keys already have audio; HEADs run in parallel on object stores."""
+    if isinstance(storage, LocalStorage) or len(keys) < 8:
+        return {key for key in keys if storage.exists(segment_path(voice, key))}
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        found = pool.map(lambda key: storage.exists(segment_path(voice, key)), keys)
+        return {key for key, present in zip(keys, found, strict=True) if present}
+
+
+def submit_plan(
+    plan: JobPlan,
+    *,
+    storage: Storage,
+    ledger: Ledger,
+    app: Celery,
+    priority: str = "bulk",
+    replace: bool = False,
+) -> SubmitResult:
+    if ledger.exists(plan.job) and not replace:
+        state = ledger.status(plan.job).state
+        if state in (JobState.RENDERING, JobState.ASSEMBLING):
+            raise BadInputError(
+                f"job {plan.job} is still {state}; follow it with `voxfarm watch {plan.job}` "
+                f"or re-enqueue what is missing with `voxfarm resume {plan.job}`"
+            )
+    storage.put_bytes(plan_path(plan.job), plan.model_dump_json().encode(), "application/json")
+    groups = group_by_key(plan.segments)
+    present = stored_keys(storage, plan.voice, list(groups))
+    reused = [seg.index for key in present for seg in groups[key]]
+    missing = [segments for key, segments in groups.items() if key not in present]
+    mark = ledger.create_job(
+        plan.job,
+        total=plan.segments_total,
+        reused=reused,
+        meta={
+            "title": plan.title[:200],
+            "voice": plan.voice,
+            "engine": plan.engine,
+            "model": plan.model,
+            "chapters": len(plan.chapters),
+            "audio_estimate_s": round(sum(len(s.ids) for s in plan.segments) * 0.0286, 1),
+        },
+    )
+    if mark.completed or not missing:
+        send_assembly(app, plan.job)
+        return SubmitResult(plan.job, plan.segments_total, len(reused), 0, True)
+    enqueue_segments(plan, missing, app=app, ledger=ledger, priority=priority)
+    return SubmitResult(plan.job, plan.segments_total, len(reused), len(missing), False)
+
+
+def enqueue_segments(
+    plan: JobPlan, groups: Sequence[Sequence[SegmentPlan]], *, app: Celery, ledger: Ledger, priority: str = "bulk"
+) -> int:
+    """Send one message per distinct key, over one pooled broker connection."""
+    chapter_of = {seg.index: chapter.index for chapter in plan.chapters for seg in chapter.segments}
+    sent = 0
+    try:
+        with app.producer_or_acquire() as producer:
+            for segments in groups:
+                first = segments[0]
+                task = SegmentTask(
+                    job=plan.job,
+                    indexes=[s.index for s in segments],
+                    chapter=chapter_of[first.index],
+                    text=first.text,
+                    ids=first.ids,
+                    voice=plan.voice,
+                    engine=plan.engine,
+                    params=plan.params,
+                    key=first.key,
+                    bucket=first.bucket,
+                    enqueued_at=time.time(),
+                    priority="interactive" if priority == "interactive" else "bulk",
+                )
+                queue = (
+                    interactive_queue_name(plan.model)
+                    if task.priority == "interactive"
+                    else queue_name(plan.model, first.bucket)
+                )
+                app.send_task(
+                    SYNTHESIZE_TASK, kwargs={"segment": task.model_dump(mode="json")}, queue=queue, producer=producer
+                )
+                sent += 1
+    except BrokerError:
+        raise
+    except Exception as exc:  # kombu/redis raise many connection error types
+        raise BrokerError(f"cannot enqueue segments of {plan.job}: {exc}; check VOXFARM_REDIS_URL") from exc
+    ledger.record_sent(plan.job, (s.index for group in groups for s in group))
+    log.info("enqueued %d segments of %s", sent, plan.job, extra={"job": plan.job})
+    return sent
+
+
+def send_assembly(app: Celery, job: str) -> None:
+    try:
+        app.send_task(ASSEMBLE_TASK, kwargs={"job": job}, queue=CONTROL_QUEUE)
+    except Exception as exc:
+        raise BrokerError(f"cannot enqueue assembly of {job}: {exc}") from exc
