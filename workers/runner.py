@@ -1,0 +1,271 @@
+"""Runs the batches the batcher forms: engine call, failure isolation, and the upload pipeline.
+
+One runner thread owns the engine (the card is owned by one process, and
+inside it by one thread). Encoding and upload of a batch run on a small
+thread pool, so the card computes the next batch while the last one is
+written to storage. Each item's future resolves only after its audio is
+durably stored: the Celery task waiting on it acknowledges its message
+then, never earlier.
+
+Failures are narrowed before they are reported: a batch that raises is split
+in halves until the poison segment stands alone; a batch that runs out of
+device memory is halved and the bucket's batch cap lowered; a batch that
+exceeds its time limit, or a broken device, fails its items as retryable
+and stops the process so the supervisor can restart it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from shared.audio import encode_flac
+from shared.errors import DeviceError, DeviceOutOfMemoryError, EngineError, FatalError, VoxfarmError
+from shared.keys import segment_path
+from shared.schema import SegmentTask
+from shared.storage import Storage
+from workers.batcher import Batch, Batcher, Pending
+from workers.engines.base import Engine, EngineOutput, EngineRequest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoredSegment:
+    """What a task learns once its segment is safely in storage."""
+
+    key: str
+    path: str
+    audio_s: float
+    bytes: int
+
+
+@dataclass
+class BatchRecord:
+    """Statistics of one engine call, for metrics and logs."""
+
+    edge: int
+    size: int
+    reason: str
+    padded_tokens: int
+    useful_tokens: int
+    padded_frames: int
+    useful_frames: int
+    compute_s: float
+    audio_s: float
+    chars: int
+    stage_seconds: dict[str, float]
+    queue_wait_s: list[float] = field(default_factory=list)
+    folded_from: int | None = None
+
+
+@dataclass
+class UploadRecord:
+    seconds: float
+    bytes: int
+    encode_s: float
+    ok: bool
+    error: str = ""
+
+
+@dataclass
+class FailureRecord:
+    kind: str
+    """poison, oom, time_limit or device."""
+    size: int
+    message: str
+
+
+Observer = Callable[[BatchRecord | UploadRecord | FailureRecord], None]
+
+
+def _ignore(_record: BatchRecord | UploadRecord | FailureRecord) -> None:
+    return None
+
+
+class BatchRunner:
+    """The loop between the batcher and the engine."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        batcher: Batcher[SegmentTask],
+        storage: Storage,
+        *,
+        time_limit_s: float,
+        upload_threads: int = 2,
+        observer: Observer = _ignore,
+        on_fatal: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.batcher = batcher
+        self.storage = storage
+        self.time_limit_s = time_limit_s
+        self.observer = observer
+        self.on_fatal = on_fatal or (lambda exc: None)
+        self._uploads = ThreadPoolExecutor(max_workers=upload_threads, thread_name_prefix="voxfarm-upload")
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.fatal: BaseException | None = None
+        self.batches_run = 0
+
+    # --- lifecycle ---------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="voxfarm-runner", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Hand out what is queued, finish it, flush uploads."""
+        self.batcher.close()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._uploads.shutdown(wait=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            batch = self.batcher.next_batch(timeout=0.2)
+            if batch is None:
+                if self.batcher.pending_count() == 0 and self._closed():
+                    return
+                continue
+            self.run(batch)
+
+    def _closed(self) -> bool:
+        return bool(getattr(self.batcher, "_closed", False))
+
+    # --- one batch -------------------------------------------------------------
+    def run(self, batch: Batch[SegmentTask]) -> None:
+        """Synthesise one batch and queue its uploads; never raises."""
+        if self.fatal is not None:
+            self._fail(batch.items, EngineError(f"worker is shutting down after a fatal error: {self.fatal}"))
+            return
+        try:
+            output, elapsed = self._synthesize(batch.items, batch.edge)
+        except DeviceOutOfMemoryError as exc:
+            self.observer(FailureRecord("oom", len(batch.items), str(exc)))
+            if len(batch.items) == 1:
+                self._fail(batch.items, exc)
+                return
+            self._lower_cap(batch.edge, len(batch.items) // 2)
+            for half in _halves(batch.items):
+                self.run(Batch(batch.edge, half, batch.reason, batch.formed_at))
+            return
+        except FatalError as exc:
+            self._fatal(batch.items, exc)
+            return
+        except VoxfarmError as exc:
+            if len(batch.items) == 1:
+                self.observer(FailureRecord("poison", 1, str(exc)))
+                self._fail(batch.items, exc)
+                return
+            log.warning("batch of %d failed (%s); splitting to isolate the cause", len(batch.items), exc)
+            for half in _halves(batch.items):
+                self.run(Batch(batch.edge, half, batch.reason, batch.formed_at))
+            return
+        except Exception as exc:  # noqa: BLE001 - an engine bug must not kill the runner thread
+            wrapped = EngineError(f"{type(exc).__name__}: {exc}")
+            if len(batch.items) == 1:
+                self.observer(FailureRecord("poison", 1, str(wrapped)))
+                self._fail(batch.items, wrapped)
+                return
+            for half in _halves(batch.items):
+                self.run(Batch(batch.edge, half, batch.reason, batch.formed_at))
+            return
+        self.batches_run += 1
+        sample_rate = self.engine.sample_rate
+        now = time.time()
+        record = BatchRecord(
+            edge=batch.edge,
+            size=len(batch.items),
+            reason=batch.reason,
+            padded_tokens=output.padded_tokens or batch.padded_tokens,
+            useful_tokens=output.useful_tokens or batch.useful_tokens,
+            padded_frames=output.padded_frames,
+            useful_frames=output.useful_frames,
+            compute_s=elapsed,
+            audio_s=sum(len(a) for a in output.audio) / sample_rate,
+            chars=sum(len(item.payload.text) for item in batch.items),
+            stage_seconds=dict(output.stage_seconds),
+            queue_wait_s=[max(now - item.payload.enqueued_at, 0.0) for item in batch.items],
+            folded_from=batch.folded_from,
+        )
+        self.observer(record)
+        for item, audio in zip(batch.items, output.audio, strict=True):
+            self._uploads.submit(self._store, item, audio, sample_rate)
+
+    def _synthesize(self, items: Sequence[Pending[SegmentTask]], edge: int) -> tuple[EngineOutput, float]:
+        requests = [EngineRequest(item.payload.key, item.payload.ids, item.payload.params) for item in items]
+        timer = threading.Timer(self.time_limit_s, self._time_limit_hit, args=(list(items),))
+        timer.daemon = True
+        started = time.perf_counter()
+        timer.start()
+        try:
+            output = self.engine.synthesize(requests, edge)
+        finally:
+            timer.cancel()
+        elapsed = time.perf_counter() - started
+        if elapsed > self.time_limit_s:
+            raise DeviceError(f"batch of {len(items)} took {elapsed:.1f}s, over the {self.time_limit_s:.0f}s limit")
+        if len(output.audio) != len(items):
+            raise EngineError(f"engine returned {len(output.audio)} clips for {len(items)} items")
+        return output, elapsed
+
+    def _time_limit_hit(self, items: list[Pending[SegmentTask]]) -> None:
+        """The engine call is stuck: give its items back for retry and stop the process."""
+        exc = DeviceError(
+            f"batch of {len(items)} exceeded the {self.time_limit_s:.0f}s time limit; the card may be hung"
+        )
+        self.observer(FailureRecord("time_limit", len(items), str(exc)))
+        self._fatal(items, exc)
+
+    def _fatal(self, items: Sequence[Pending[SegmentTask]], exc: BaseException) -> None:
+        self.observer(FailureRecord("device", len(items), str(exc)))
+        self._fail(items, EngineError(f"device failed, retrying elsewhere: {exc}"))
+        if self.fatal is None:
+            self.fatal = exc
+            self._stop.set()
+            self.batcher.close()
+            self.on_fatal(exc)
+
+    def _lower_cap(self, edge: int, size: int) -> None:
+        tuned = dict(self.batcher.policy.items_per_edge)
+        tuned[edge] = max(1, min(size, tuned.get(edge, size)))
+        self.batcher.policy.items_per_edge = tuned
+        log.warning("out of device memory at bucket %d: batch cap lowered to %d", edge, tuned[edge])
+
+    @staticmethod
+    def _fail(items: Sequence[Pending[SegmentTask]], exc: BaseException) -> None:
+        for item in items:
+            if not item.future.done():
+                item.future.set_exception(exc)
+
+    # --- the upload pipeline ---------------------------------------------------
+    def _store(self, item: Pending[SegmentTask], audio: np.ndarray, sample_rate: int) -> None:
+        task = item.payload
+        started = time.perf_counter()
+        try:
+            data = encode_flac(audio, sample_rate)
+            encoded = time.perf_counter()
+            path = segment_path(task.voice, task.key)
+            self.storage.put_bytes(path, data, "audio/flac")
+        except BaseException as exc:  # noqa: BLE001 - every failure must reach the waiting task
+            self.observer(UploadRecord(time.perf_counter() - started, 0, 0.0, False, type(exc).__name__))
+            if not item.future.done():
+                item.future.set_exception(exc)
+            return
+        done = time.perf_counter()
+        self.observer(UploadRecord(done - encoded, len(data), encoded - started, True))
+        if not item.future.done():  # a time-limit failure may have answered it already
+            item.future.set_result(StoredSegment(task.key, path, len(audio) / sample_rate, len(data)))
+
+
+def _halves(items: list[Pending[Any]]) -> tuple[list[Pending[Any]], list[Pending[Any]]]:
+    middle = len(items) // 2
+    return items[:middle], items[middle:]

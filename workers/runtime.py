@@ -1,0 +1,176 @@
+"""What one worker process holds for its whole life, and how it handles one message.
+
+Loaded once (arq's on_startup): settings, storage, ledger, the engine on its
+card, the batcher and the runner. Every Celery task thread calls
+``handle``: validate the message, skip it if its audio already exists, hand
+it to the batcher, wait until its audio is stored, mark the ledger, and only
+then return so Celery acknowledges the message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from celery import Celery, Task
+
+from shared.buckets import CONTROL_QUEUE
+from shared.celery_app import ASSEMBLE_TASK
+from shared.dead_letters import push_dead_letter
+from shared.errors import BadInputError, BrokerError, RetryableError, StorageError
+from shared.keys import segment_path
+from shared.ledger import Ledger
+from shared.metrics import WorkerMetrics
+from shared.schema import SegmentTask, parse_segment_task
+from shared.settings import Settings
+from shared.storage import Storage
+from workers.batcher import Batcher
+from workers.runner import BatchRunner, StoredSegment
+from workers.telemetry import WorkerIdentity
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class WorkerRuntime:
+    settings: Settings
+    app: Celery
+    storage: Storage
+    ledger: Ledger
+    batcher: Batcher[SegmentTask]
+    runner: BatchRunner
+    identity: WorkerIdentity
+    metrics: WorkerMetrics
+    hostname: str
+
+    # --- one message -------------------------------------------------------
+    def handle(self, task: Task, payload: Any) -> dict[str, Any]:
+        """Process one delivered message; returning means it may be acknowledged."""
+        attempts = int(task.request.retries or 0) + 1
+        try:
+            segment = parse_segment_task(payload, self.settings.max_message_bytes)
+            self._check_route(segment)
+        except BadInputError as exc:
+            log.warning("rejected message: %s", exc)
+            self._dead_letter(payload, str(exc), attempts, reason="invalid")
+            return {"status": "rejected", "reason": str(exc)}
+
+        labels = self.identity.labels
+        bucket = str(segment.bucket)
+        try:
+            stored = self._render(segment)
+        except BadInputError as exc:
+            self._give_up(segment, str(exc), attempts, reason="bad_input")
+            return {"status": "failed", "reason": str(exc)}
+        except (RetryableError, RuntimeError, FutureTimeout) as exc:
+            reason = type(exc).__name__
+            if attempts > self.settings.max_retries:
+                self._give_up(segment, f"{reason}: {exc}", attempts, reason="retries_exhausted")
+                return {"status": "failed", "reason": str(exc)}
+            self.metrics.retries.labels(**labels, reason=_retry_reason(exc)).inc()
+            self.ledger.count(segment.job, "retries")
+            countdown = self.settings.retry_backoff_s * (2 ** (attempts - 1))
+            log.warning(
+                "segment %s of %s failed (%s), retry %d in %.1fs",
+                segment.indexes[0],
+                segment.job,
+                exc,
+                attempts,
+                countdown,
+                extra={"job": segment.job, "segment": segment.indexes[0]},
+            )
+            raise task.retry(exc=exc, countdown=countdown, max_retries=None) from exc
+
+        self.metrics.segments.labels(**labels, bucket=bucket, status=stored[1]).inc()
+        self._complete(segment)
+        log.info(
+            "segment stored",
+            extra={"job": segment.job, "segment": segment.indexes[0], "key": segment.key, "status": stored[1]},
+        )
+        return {"status": stored[1], "key": segment.key}
+
+    def _check_route(self, segment: SegmentTask) -> None:
+        if segment.engine != self.identity.engine or segment.voice != self.identity.voice:
+            raise BadInputError(
+                f"message for {segment.engine}/{segment.voice} reached a {self.identity.engine}/"
+                f"{self.identity.voice} worker; check the queue routing"
+            )
+
+    def _render(self, segment: SegmentTask) -> tuple[StoredSegment | None, str]:
+        if _with_retries(lambda: self.storage.exists(segment_path(segment.voice, segment.key)), StorageError):
+            return None, "exists"
+        self.metrics.inflight.labels(**self.identity.labels).inc()
+        try:
+            future = self.batcher.submit(segment, len(segment.ids), interactive=segment.priority == "interactive")
+            return future.result(timeout=self.settings.batch_time_limit_s * 2 + 60), "rendered"
+        finally:
+            self.metrics.inflight.labels(**self.identity.labels).dec()
+
+    def _complete(self, segment: SegmentTask) -> None:
+        result = _with_retries(lambda: self.ledger.mark_done(segment.job, segment.indexes), BrokerError)
+        if not result.known:
+            log.warning("job %s is not in the ledger; its segment is stored and a resume will find it", segment.job)
+        if result.completed:
+            log.info("job complete, enqueueing assembly", extra={"job": segment.job})
+            self.app.send_task(ASSEMBLE_TASK, kwargs={"job": segment.job}, queue=CONTROL_QUEUE)
+
+    def _give_up(self, segment: SegmentTask, message: str, attempts: int, *, reason: str) -> None:
+        log.error(
+            "segment %s of %s dead-lettered: %s",
+            segment.indexes,
+            segment.job,
+            message,
+            extra={"job": segment.job, "segment": segment.indexes[0]},
+        )
+        self._dead_letter(segment.model_dump(mode="json"), message, attempts, reason=reason)
+        _with_retries(lambda: self.ledger.mark_failed(segment.job, segment.indexes, message, attempts), BrokerError)
+
+    def _dead_letter(self, payload: Any, message: str, attempts: int, *, reason: str) -> None:
+        self.metrics.dead_letters.labels(**self.identity.labels, reason=reason).inc()
+        _with_retries(
+            lambda: push_dead_letter(
+                self.ledger.redis, reason=message, segment=payload, attempts=attempts, worker=self.hostname
+            ),
+            Exception,
+        )
+
+
+def _retry_reason(exc: BaseException) -> str:
+    if isinstance(exc, StorageError):
+        return "storage"
+    if isinstance(exc, BrokerError):
+        return "broker"
+    if isinstance(exc, FutureTimeout):
+        return "timeout"
+    return "engine"
+
+
+def _with_retries(call: Callable[[], T], errors: type[BaseException], attempts: int = 4, delay: float = 0.5) -> T:
+    """Retry a short storage or Redis call with backoff before giving the whole segment back."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except errors:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(delay * (2**attempt))
+    raise AssertionError("unreachable")
+
+
+_RUNTIME: WorkerRuntime | None = None
+
+
+def install_runtime(runtime: WorkerRuntime | None) -> None:
+    global _RUNTIME
+    _RUNTIME = runtime
+
+
+def current_runtime() -> WorkerRuntime:
+    if _RUNTIME is None:
+        raise RuntimeError("this process has no worker runtime; start it with `voxfarm worker`")
+    return _RUNTIME

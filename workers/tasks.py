@@ -1,0 +1,21 @@
+"""The synthesis task: a thin wrapper that hands each message to the process's runtime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, Task
+
+from shared.celery_app import SYNTHESIZE_TASK
+
+
+def register_synthesis(app: Celery) -> None:
+    """The bucket-queue task of a `voxfarm worker`."""
+
+    @app.task(name=SYNTHESIZE_TASK, bind=True, acks_late=True)
+    def synthesize(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        from workers.runtime import current_runtime
+
+        # Anything but exactly one keyword argument 'segment' is a malformed message.
+        payload: Any = kwargs.get("segment") if not args and set(kwargs) == {"segment"} else {"args": args, **kwargs}
+        return current_runtime().handle(self, payload)

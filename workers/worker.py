@@ -1,0 +1,179 @@
+"""`voxfarm worker`: one process, one card, one resident model.
+
+Start-up order matters: pin the card (visible-devices variable) before any
+vendor runtime is imported, open storage and Redis so a misconfiguration
+fails fast, load and warm up the engine, and only then report ready and
+start consuming. On SIGTERM Celery stops taking messages, the tasks in hand
+finish (the batcher drains), uploads flush, and the process exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.buckets import BucketPolicy, interactive_queue_name, model_name
+from shared.celery_app import create_app
+from shared.errors import FatalError
+from shared.ledger import Ledger
+from shared.metrics import worker_metrics
+from shared.schema import SegmentTask
+from shared.settings import Settings
+from shared.storage import open_storage
+from shared.voices import VoiceRegistry
+from workers.batcher import Batcher, BatchPolicy
+from workers.health import HealthServer, HealthState
+from workers.runner import BatchRunner
+from workers.runtime import WorkerRuntime, install_runtime
+from workers.tasks import register_synthesis
+from workers.telemetry import MetricsObserver, WorkerIdentity
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerOptions:
+    device: str = "cpu"
+    engine: str | None = None
+    voice: str | None = None
+    metrics_port: int | None = None
+    ready_file: Path | None = None
+    hostname: str | None = None
+    warmup_only: bool = False
+    concurrency: int | None = None
+
+
+def run_worker(settings: Settings, options: WorkerOptions) -> int:
+    """Run until told to stop; the return value is the process exit code."""
+    device = open_device(options.device, threads=settings.ort_threads)
+    engine_name = options.engine or settings.engine
+    voice_id = options.voice or settings.voice
+    identity = WorkerIdentity(engine_name, voice_id, device.family, device.card)
+    hostname = options.hostname or f"voxfarm-{device.family}{device.card}-{os.getpid()}@{socket.gethostname()}"
+
+    metrics = worker_metrics()
+    labels = identity.labels
+    health = HealthState(options.ready_file)
+    metrics.ready.labels(**labels).set(0)
+    port = settings.metrics_port if options.metrics_port is None else options.metrics_port
+    server = None
+    if port or options.metrics_port == 0:
+        server = HealthServer(settings.metrics_host, port, metrics.registry, health)
+        server.start()
+        log.info("metrics and probes on http://%s:%d", settings.metrics_host, server.port)
+
+    storage = open_storage(
+        settings.effective_storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
+    )
+    storage.check()
+    ledger = Ledger.from_url(settings.broker_url)
+    ledger.ping()
+    voice = VoiceRegistry(settings.voices_dir, storage, settings.effective_cache_dir).resolve(voice_id)
+
+    started = time.perf_counter()
+    from workers.engines import create_engine
+    from workers.warmup import warm_up
+
+    engine = create_engine(
+        engine_name, voice, device.torch_device, threads=settings.ort_threads, cache_dir=settings.effective_cache_dir
+    )
+    policy = BucketPolicy.from_edges(settings.bucket_edges)
+    tuned = warm_up(engine, device, policy, settings, metrics=metrics, identity=identity)
+    metrics.warmup_seconds.labels(**labels).set(time.perf_counter() - started)
+    metrics.info.info({"device": device.name, "engine_version": engine.version, **device.versions})
+    if options.warmup_only:
+        log.info("warm-up finished in %.1fs; exiting (--warmup-only)", time.perf_counter() - started)
+        engine.close()
+        if server:
+            server.stop()
+        return 0
+
+    batch_policy = BatchPolicy(
+        max_items=settings.max_batch_items,
+        max_tokens=settings.max_batch_tokens,
+        max_wait_s=settings.max_wait_ms / 1000.0,
+        items_per_edge=tuned,
+    )
+    batcher: Batcher[SegmentTask] = Batcher(batch_policy, policy.edges)
+    for edge in policy.edges:
+        metrics.tuned_batch_size.labels(**labels, bucket=str(edge)).set(batch_policy.capacity(edge))
+
+    def on_fatal(exc: BaseException) -> None:
+        log.critical("fatal device error, stopping the worker: %s", exc)
+        health.alive = False
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    runner = BatchRunner(
+        engine,
+        batcher,
+        storage,
+        time_limit_s=settings.batch_time_limit_s,
+        observer=MetricsObserver(metrics, identity),
+        on_fatal=on_fatal,
+    )
+    app = create_app(settings)
+    register_synthesis(app)
+    install_runtime(WorkerRuntime(settings, app, storage, ledger, batcher, runner, identity, metrics, hostname))
+    runner.start()
+
+    model = model_name(engine_name, voice_id)
+    queues = [interactive_queue_name(model), *policy.queues(model)]
+    largest_batch = max(batch_policy.capacity(edge) for edge in policy.edges)
+    concurrency = options.concurrency or max(2, 2 * largest_batch)
+    health.set_ready(True)
+    metrics.ready.labels(**labels).set(1)
+    log.info(
+        "worker %s ready on %s: %d queues, up to %d segments in hand", hostname, device.name, len(queues), concurrency
+    )
+    worker = app.Worker(
+        hostname=hostname,
+        pool="threads",
+        concurrency=concurrency,
+        queues=queues,
+        without_gossip=True,
+        without_mingle=True,
+        optimization="fair",
+        loglevel=logging.getLevelName(logging.getLogger().level),
+    )
+    try:
+        worker.start()
+    finally:
+        health.set_ready(False)
+        metrics.ready.labels(**labels).set(0)
+        runner.stop()
+        engine.close()
+        install_runtime(None)
+        if server:
+            server.stop()
+    if runner.fatal is not None:
+        raise FatalError(f"worker stopped after a fatal error: {runner.fatal}")
+    return int(worker.exitcode or 0)
+
+
+@dataclass(frozen=True)
+class OpenedDevice:
+    """The card this process owns, as the rest of the worker needs to know it."""
+
+    family: str
+    card: str
+    name: str
+    torch_device: str
+    versions: dict[str, str]
+
+
+def open_device(spec: str, *, threads: int) -> OpenedDevice:
+    """Pin this process to one card before any vendor runtime is imported."""
+    family, _, index = spec.partition(":")
+    if family != "cpu":
+        raise FatalError(f"device {spec!r}: only cpu is supported by this build of the worker")
+    import platform
+
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(threads, 1)))
+    return OpenedDevice(
+        "cpu", index or "0", platform.processor() or platform.machine(), "cpu", {"python": platform.python_version()}
+    )
