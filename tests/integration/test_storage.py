@@ -1,0 +1,80 @@
+"""Both storage backends against the real thing: a local folder and a SeaweedFS S3 server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.errors import BadInputError, NotFoundError, StorageError
+from shared.storage import Storage, open_storage
+from tests.support.services import SeaweedS3
+
+
+@pytest.fixture(params=["file", "s3"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    if request.param == "file":
+        yield open_storage((tmp_path / "store").as_uri())
+        return
+    server: SeaweedS3 = request.getfixturevalue("s3_server")
+    bucket = server.new_bucket()
+    import os
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "voxfarm-test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "voxfarm-test-secret")
+    yield open_storage(f"s3://{bucket}/prefix/deep", endpoint_url=server.endpoint)
+
+
+def test_put_get_exists_list_delete_round_trip(storage: Storage) -> None:
+    storage.check()
+    storage.put_bytes("segments/v/ab/abc.flac", b"audio")
+    storage.put_bytes("jobs/j1/plan.json", b"{}")
+
+    assert storage.get_bytes("segments/v/ab/abc.flac") == b"audio"
+    assert storage.exists("jobs/j1/plan.json")
+    assert not storage.exists("jobs/j1/missing.json")
+    assert sorted(storage.list("segments")) == ["segments/v/ab/abc.flac"]
+    assert sorted(storage.list("")) == ["jobs/j1/plan.json", "segments/v/ab/abc.flac"]
+
+    storage.delete("jobs/j1/plan.json")
+    assert not storage.exists("jobs/j1/plan.json")
+
+
+def test_overwriting_replaces_the_whole_object(storage: Storage) -> None:
+    storage.put_bytes("a/b", b"first version")
+    storage.put_bytes("a/b", b"2nd")
+    assert storage.get_bytes("a/b") == b"2nd"
+
+
+def test_files_round_trip(storage: Storage, tmp_path: Path) -> None:
+    source = tmp_path / "in.bin"
+    source.write_bytes(bytes(range(256)) * 1000)
+    storage.put_file("books/x/in.bin", source)
+    storage.get_file("books/x/in.bin", tmp_path / "out" / "copy.bin")
+    assert (tmp_path / "out" / "copy.bin").read_bytes() == source.read_bytes()
+
+
+def test_missing_object_is_not_found(storage: Storage) -> None:
+    with pytest.raises(NotFoundError):
+        storage.get_bytes("nothing/here")
+
+
+@pytest.mark.parametrize("path", ["../escape", "/abs/path", "a/../../b", "a//b", "a/./b", "a/b c", "a\\b", ""])
+def test_paths_outside_the_prefix_are_refused(storage: Storage, path: str) -> None:
+    with pytest.raises(BadInputError):
+        storage.put_bytes(path, b"x")
+
+
+def test_a_missing_bucket_is_a_clear_storage_error(s3_server: SeaweedS3) -> None:
+    storage = open_storage("s3://no-such-bucket-here/p", endpoint_url=s3_server.endpoint)
+    with pytest.raises(StorageError, match="does not exist"):
+        storage.check()
+
+
+def test_an_unreachable_endpoint_is_a_storage_error() -> None:
+    from tests.support.services import free_port_pair
+
+    storage = open_storage("s3://bucket/p", endpoint_url=f"http://127.0.0.1:{free_port_pair()}")
+    with pytest.raises(StorageError, match="check the endpoint"):
+        storage.check()

@@ -1,0 +1,1 @@
+"""Real services and processes for the tests: Redis, SeaweedFS (S3), Prometheus, voxfarm processes."""
