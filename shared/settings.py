@@ -16,8 +16,9 @@ import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.errors import ConfigError
@@ -67,6 +68,10 @@ class Settings(BaseSettings):
         default=None,
         description="Broker and job ledger. Unset: `voxfarm render` starts a private "
         "Redis for the run; other commands use redis://127.0.0.1:6379/0.",
+    )
+    redis_password: SecretStr | None = Field(
+        default=None,
+        description="Password for Redis AUTH, kept out of the URL (e.g. from a Kubernetes Secret).",
     )
     storage_url: str | None = Field(
         default=None,
@@ -154,7 +159,16 @@ class Settings(BaseSettings):
     # --- derived -----------------------------------------------------------
     @property
     def broker_url(self) -> str:
-        return self.redis_url or DEFAULT_REDIS_URL
+        """The Redis URL with the password from ``redis_password`` filled in, if one is set."""
+        url = self.redis_url or DEFAULT_REDIS_URL
+        if self.redis_password is None:
+            return url
+        parsed = urlsplit(url)
+        if parsed.password:
+            return url
+        user = quote(parsed.username or "", safe="")
+        secret = quote(self.redis_password.get_secret_value(), safe="")
+        return urlunsplit(parsed._replace(netloc=f"{user}:{secret}@{parsed.hostname}:{parsed.port or 6379}"))
 
     @property
     def effective_storage_url(self) -> str:
