@@ -6,6 +6,7 @@ the tests that need it fail with the reason.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,12 +34,27 @@ def redis_url(redis_service: RedisService) -> str:
     return redis_service.url
 
 
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "voxfarm-test",
+    "AWS_SECRET_ACCESS_KEY": "voxfarm-test-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[SeaweedS3]:
+    """SeaweedFS for the session; the test process itself talks to it with the test credentials."""
+    saved = {name: os.environ.get(name) for name in S3_CREDENTIALS}
+    os.environ.update(S3_CREDENTIALS)
     server = SeaweedS3()
     server.start()
     yield server
     server.stop()
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture
@@ -48,9 +64,7 @@ def s3_env(s3_server: SeaweedS3) -> dict[str, str]:
     return {
         "VOXFARM_STORAGE_URL": f"s3://{bucket}/farm",
         "VOXFARM_S3_ENDPOINT_URL": s3_server.endpoint,
-        "AWS_ACCESS_KEY_ID": "voxfarm-test",
-        "AWS_SECRET_ACCESS_KEY": "voxfarm-test-secret",
-        "AWS_DEFAULT_REGION": "us-east-1",
+        **S3_CREDENTIALS,
     }
 
 

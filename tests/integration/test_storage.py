@@ -19,10 +19,6 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]
         return
     server: SeaweedS3 = request.getfixturevalue("s3_server")
     bucket = server.new_bucket()
-    import os
-
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "voxfarm-test")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "voxfarm-test-secret")
     yield open_storage(f"s3://{bucket}/prefix/deep", endpoint_url=server.endpoint)
 
 
