@@ -79,6 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--warmup-only", action="store_true", help="fill the compile and tuning caches, then exit")
     worker.add_argument("--concurrency", type=int, help="messages held at once (default: twice the largest batch)")
 
+    pool = sub.add_parser("pool", help="run one worker per card and restart the ones that die")
+    pool.add_argument("--devices", required=True, help="cuda:0-7, npu:all, cpu:4, ...")
+    pool.add_argument("--engine")
+    pool.add_argument("--voice")
+    pool.add_argument("--metrics-port", type=int, help="first worker's metrics port; worker i gets port + i")
+    pool.add_argument("--health-port", type=int, default=9299, help="the pool's own /healthz and /readyz")
+    pool.add_argument("--ready-dir", type=Path, help="folder for the workers' ready files")
+    pool.add_argument("--grace", type=float, help="seconds a worker may take to drain on SIGTERM")
+
     control = sub.add_parser("control", help="run the control service (assembly on voxfarm.control)")
     control.add_argument("--concurrency", type=int, default=2)
 
@@ -113,6 +122,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "download": commands.download,
         "worker": commands.worker,
         "control": commands.control,
+        "pool": commands.pool,
         "voices": commands.voices,
     }
     return int(handlers[args.command](args, settings) or 0)

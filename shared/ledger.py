@@ -270,4 +270,4 @@ class Ledger:
         return {int(k): float(v) for k, v in self.redis.hgetall(_keys(job)[3]).items()}
 
     def jobs(self) -> list[str]:
-        return sorted(v.decode() for v in self.redis.smembers(JOBS_KEY))
+        return sorted(v.decode() if isinstance(v, bytes) else str(v) for v in self.redis.smembers(JOBS_KEY))

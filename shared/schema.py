@@ -43,7 +43,7 @@ class SynthesisParams(_Strict):
 class SegmentTask(_Strict):
     """One segment to synthesise: the body of a message on a bucket queue."""
 
-    v: Literal[1] = SCHEMA_VERSION
+    v: Literal[1] = 1
     job: JobId
     indexes: list[Annotated[int, Field(ge=0)]] = Field(min_length=1, max_length=MAX_INDEXES)
     chapter: int = Field(ge=0)
@@ -104,7 +104,7 @@ class ChapterPlan(_Strict):
 class JobPlan(_Strict):
     """The durable record of a job: what to render and how to assemble it."""
 
-    v: Literal[1] = SCHEMA_VERSION
+    v: Literal[1] = 1
     job: JobId
     title: str
     author: str | None = None

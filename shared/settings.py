@@ -25,6 +25,7 @@ from shared.errors import ConfigError
 
 CONFIG_ENV = "VOXFARM_CONFIG"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_ENGINE = "piper-onnx"
 
 
 def default_data_dir() -> Path:
@@ -88,7 +89,11 @@ class Settings(BaseSettings):
 
     # --- what to render ----------------------------------------------------
     voice: str = Field(default="en_US-joe-medium", description="Voice used when --voice is not given.")
-    engine: str = Field(default="piper-onnx", description="Engine used when --engine is not given.")
+    engine: str | None = Field(
+        default=None,
+        description="Engine used when --engine is not given. Unset: submissions use piper-onnx, and a "
+        "worker uses its device family's default (piper-onnx on CPU, piper-torch on accelerators).",
+    )
 
     # --- queues and batching ----------------------------------------------
     bucket_edges: list[int] = Field(
@@ -169,6 +174,10 @@ class Settings(BaseSettings):
         user = quote(parsed.username or "", safe="")
         secret = quote(self.redis_password.get_secret_value(), safe="")
         return urlunsplit(parsed._replace(netloc=f"{user}:{secret}@{parsed.hostname}:{parsed.port or 6379}"))
+
+    @property
+    def submit_engine(self) -> str:
+        return self.engine or DEFAULT_ENGINE
 
     @property
     def effective_storage_url(self) -> str:

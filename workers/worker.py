@@ -13,20 +13,23 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from shared.buckets import BucketPolicy, interactive_queue_name, model_name
 from shared.celery_app import create_app
+from shared.engines import engine_spec
 from shared.errors import FatalError
 from shared.ledger import Ledger
-from shared.metrics import worker_metrics
+from shared.metrics import WorkerMetrics, worker_metrics
 from shared.schema import SegmentTask
 from shared.settings import Settings
 from shared.storage import open_storage
 from shared.voices import VoiceRegistry
 from workers.batcher import Batcher, BatchPolicy
+from workers.devices.base import DeviceBackend
 from workers.health import HealthServer, HealthState
 from workers.runner import BatchRunner
 from workers.runtime import WorkerRuntime, install_runtime
@@ -50,8 +53,12 @@ class WorkerOptions:
 
 def run_worker(settings: Settings, options: WorkerOptions) -> int:
     """Run until told to stop; the return value is the process exit code."""
-    device = open_device(options.device, threads=settings.ort_threads)
-    engine_name = options.engine or settings.engine
+    from workers.devices import parse_device_spec
+    from workers.engines import default_engine_for
+
+    family = parse_device_spec(options.device).family
+    engine_name = options.engine or settings.engine or default_engine_for(family)
+    device = open_device(options.device, needs_torch=engine_spec(engine_name).needs_torch)
     voice_id = options.voice or settings.voice
     identity = WorkerIdentity(engine_name, voice_id, device.family, device.card)
     hostname = options.hostname or f"voxfarm-{device.family}{device.card}-{os.getpid()}@{socket.gethostname()}"
@@ -80,7 +87,11 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
     from workers.warmup import warm_up
 
     engine = create_engine(
-        engine_name, voice, device.torch_device, threads=settings.ort_threads, cache_dir=settings.effective_cache_dir
+        engine_name,
+        voice,
+        device.spec,
+        threads=settings.ort_threads,
+        cache_dir=settings.effective_cache_dir / "compile",
     )
     policy = BucketPolicy.from_edges(settings.bucket_edges)
     tuned = warm_up(engine, device, policy, settings, metrics=metrics, identity=identity)
@@ -120,6 +131,10 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
     register_synthesis(app)
     install_runtime(WorkerRuntime(settings, app, storage, ledger, batcher, runner, identity, metrics, hostname))
     runner.start()
+    sampler = threading.Thread(
+        target=_sample_memory, args=(device.backend, metrics, labels, health), daemon=True, name="voxfarm-memory"
+    )
+    sampler.start()
 
     model = model_name(engine_name, voice_id)
     queues = [interactive_queue_name(model), *policy.queues(model)]
@@ -155,6 +170,27 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
     return int(worker.exitcode or 0)
 
 
+def _sample_memory(
+    backend: DeviceBackend, metrics: WorkerMetrics, labels: dict[str, str], health: HealthState, every_s: float = 10.0
+) -> None:
+    """Device memory figures for the dashboard, sampled off the hot path."""
+    while health.alive:
+        try:
+            stats = backend.memory()
+        except Exception:  # noqa: BLE001 - a failed reading must never stop the worker
+            stats = None
+        if stats is not None:
+            for kind, value in (
+                ("free", stats.free_bytes),
+                ("total", stats.total_bytes),
+                ("used", stats.allocated_bytes),
+                ("peak", stats.peak_bytes),
+            ):
+                if value is not None:
+                    metrics.device_memory.labels(**labels, kind=kind).set(value)
+        time.sleep(every_s)
+
+
 @dataclass(frozen=True)
 class OpenedDevice:
     """The card this process owns, as the rest of the worker needs to know it."""
@@ -162,18 +198,34 @@ class OpenedDevice:
     family: str
     card: str
     name: str
-    torch_device: str
+    spec: str
+    """What engines are given to open the card again: ``cpu``, ``cuda:3``..."""
     versions: dict[str, str]
+    backend: DeviceBackend
 
 
-def open_device(spec: str, *, threads: int) -> OpenedDevice:
-    """Pin this process to one card before any vendor runtime is imported."""
-    family, _, index = spec.partition(":")
-    if family != "cpu":
-        raise FatalError(f"device {spec!r}: only cpu is supported by this build of the worker")
-    import platform
+def open_device(text: str, *, needs_torch: bool) -> OpenedDevice:
+    """Pin this process to one card before any vendor runtime is imported, then check the card works.
 
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(threads, 1)))
-    return OpenedDevice(
-        "cpu", index or "0", platform.processor() or platform.machine(), "cpu", {"python": platform.python_version()}
-    )
+    A CPU worker running onnxruntime never imports torch: it only needs the
+    host's identity and memory figures.
+    """
+    from workers.devices import backend_class, parse_device_spec
+
+    spec = parse_device_spec(text)
+    index = spec.index
+    backend_type = backend_class(spec.family)
+    backend_type.pin(index)
+    backend = backend_type(index)
+    device_spec = "cpu" if spec.family == "cpu" else f"{spec.family}:{index}"
+    if spec.family == "cpu" and not needs_torch:
+        import platform
+
+        from workers.devices.cpu import _cpu_model
+
+        name = _cpu_model() or platform.machine()
+        return OpenedDevice("cpu", "0", name, device_spec, {"machine": platform.machine()}, backend)
+    backend.init()
+    backend.smoke_test()
+    identity = backend.identity()
+    return OpenedDevice(spec.family, str(index), identity.name, device_spec, dict(identity.runtime), backend)
