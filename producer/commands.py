@@ -32,9 +32,8 @@ def _storage(settings: Settings) -> Storage:
 
 
 def _plan(args: argparse.Namespace, settings: Settings, storage: Storage | None) -> JobPlan:
-    from shared.frontend.lexicon import Lexicon
-
     from producer.ingest import load_book
+    from shared.frontend.lexicon import Lexicon
 
     engine = args.engine or settings.submit_engine
     engine_spec(engine)

@@ -50,6 +50,8 @@ class WarmupRecord:
     frames: int | None
     first_s: float
     steady_s: float
+    eager_s: float | None = None
+    """The same shape run eagerly, where the engine compiles: what the compile bought."""
 
 
 class Engine(ABC):
