@@ -1,0 +1,69 @@
+"""Text frontend: paragraphs in, segments (normalised text + engine token ids) out.
+
+The frontend runs on the control plane, before anything is queued: a
+segment's text and ids go into its content key and its length picks the
+bucket queue, so workers do only accelerator work. One segment is one
+sentence (or one piece of an over-long sentence) and becomes one audio clip.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from shared.errors import BadInputError
+from shared.frontend.lexicon import Lexicon
+from shared.frontend.normalize import normalize
+from shared.frontend.sentences import split_sentences
+
+__all__ = ["Frontend", "FrontendSegment", "Lexicon", "create_frontend"]
+
+
+@dataclass(frozen=True)
+class FrontendSegment:
+    """One clip's worth of text: what is read, the engine's token ids, and where a paragraph ends."""
+
+    text: str
+    ids: list[int]
+    paragraph_end: bool
+
+
+class Frontend(ABC):
+    """Turns paragraphs into segments that each fit ``max_tokens``."""
+
+    name: str = ""
+
+    def __init__(self, *, max_tokens: int, lexicon: Lexicon | None = None, language: str | None = None) -> None:
+        if max_tokens < 16:
+            raise BadInputError(f"max_tokens {max_tokens} is too small: use at least 16 (the default is 512)")
+        self.max_tokens = max_tokens
+        self.lexicon = lexicon
+        self.language = language
+
+    @abstractmethod
+    def segment_paragraph(self, paragraph: str) -> list[FrontendSegment]:
+        """Normalise, split into sentences, tokenise; the last segment has ``paragraph_end`` set."""
+
+    def segment_chapter(self, paragraphs: Sequence[str]) -> list[FrontendSegment]:
+        """All segments of a chapter, in reading order."""
+        segments: list[FrontendSegment] = []
+        for paragraph in paragraphs:
+            segments.extend(self.segment_paragraph(paragraph))
+        return segments
+
+    def plain_sentences(self, paragraphs: Sequence[str]) -> list[str]:
+        """Normalised sentences without tokenising: a cheap count for plans and estimates."""
+        return [s for p in paragraphs for s in split_sentences(normalize(p, self.language))]
+
+
+def create_frontend(
+    kind: str, voice_config: dict[str, Any], *, max_tokens: int, lexicon: Lexicon | None = None
+) -> Frontend:
+    """The frontend an engine needs, built from its voice's config; ``kind`` comes from the engine spec."""
+    if kind == "piper":
+        from shared.frontend.piper import PiperFrontend
+
+        return PiperFrontend(voice_config, max_tokens=max_tokens, lexicon=lexicon)
+    raise BadInputError(f"unknown frontend {kind!r}; this installation has: piper")
