@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any
 
-_CONTEXT_FIELDS = ("job", "segment", "key", "status", "bucket", "worker")
+_CONTEXT_FIELDS = ("job", "segment", "key", "status", "bucket", "worker", "batch")
 
 
 class JsonFormatter(logging.Formatter):

@@ -15,7 +15,7 @@ import os
 import tomllib
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -102,12 +102,27 @@ class Settings(BaseSettings):
         "segments are split by the frontend.",
     )
     max_batch_items: int = Field(default=16, ge=1, description="Largest batch a worker forms.")
+    batch_tuning: Literal["auto", "measure", "off"] = Field(
+        default="auto",
+        description="How a worker picks its batch size per bucket: 'measure' times candidate sizes on the card "
+        "at warm-up (cached per device model and engine version); 'off' uses max_batch_items within "
+        "max_batch_tokens; 'auto' measures on accelerators and uses 1 on a CPU, where batching was measured "
+        "slower than one item at a time (see `voxfarm bench`).",
+    )
     max_batch_tokens: int = Field(
         default=8192, ge=32, description="Largest padded token count (items x edge) of one batch."
     )
     max_wait_ms: int = Field(
         default=50, ge=0, description="Longest an item waits for its batch to fill before it is released."
     )
+    fold_fraction: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="A bucket released on its deadline while filled below this fraction may join its larger "
+        "neighbour's batch (0 = never fold).",
+    )
+    interactive_wait_ms: int = Field(default=5, ge=0, description="Batch wait of the interactive priority lane.")
     visibility_timeout_s: int = Field(
         default=3600,
         ge=5,

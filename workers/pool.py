@@ -41,6 +41,7 @@ class ChildSpec:
     hostname: str
     engine: str | None = None
     voice: str | None = None
+    slot: int = 0
 
 
 def _child_main(spec: ChildSpec, log_level: str, json_logs: bool) -> None:
@@ -63,6 +64,7 @@ def _child_main(spec: ChildSpec, log_level: str, json_logs: bool) -> None:
                 metrics_port=spec.metrics_port,
                 ready_file=spec.ready_file,
                 hostname=spec.hostname,
+                slot=spec.slot,
             ),
         )
     except VoxfarmError as exc:
@@ -208,8 +210,9 @@ def build_pool(
             ChildSpec(
                 device=device,
                 metrics_port=metrics_port + index if metrics_port else 0,
-                ready_file=directory / f"{device.replace(':', '-')}.ready",
-                hostname=f"voxfarm-{device.replace(':', '')}@{host}",
+                ready_file=directory / f"{device.replace(':', '-')}-w{index}.ready",
+                hostname=f"voxfarm-{device.replace(':', '')}-w{index}@{host}",
+                slot=index,
                 engine=engine,
                 voice=voice,
             )

@@ -197,6 +197,12 @@ class BatchRunner:
             folded_from=batch.folded_from,
         )
         self.observer(record)
+        log.debug(
+            "batch done",
+            extra={"batch": {"edge": batch.edge, "reason": batch.reason, "size": len(batch.items),
+                             "buckets": [item.payload.bucket for item in batch.items],
+                             "keys": [item.payload.key[:12] for item in batch.items], "seconds": round(elapsed, 4)}},
+        )
         for item, audio in zip(batch.items, output.audio, strict=True):
             self._uploads.submit(self._store, item, audio, sample_rate)
 

@@ -1,16 +1,12 @@
-"""Warm-up: run every shape the worker will serve before it takes a message.
+"""Warm-up: run every shape the worker will serve before it takes a message, and pick batch sizes.
 
-Returns the batch size to use per bucket edge. On a CPU with one
-onnxruntime thread, batching is slower than one item at a time (padding and
-no spare cores), so the CPU default is 1 per bucket; accelerators are tuned
-by measurement (see ``workers/tuning.py`` when present).
+Returns the batch size to use per bucket edge (see ``Settings.batch_tuning``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from shared.buckets import BucketPolicy
 from shared.metrics import WorkerMetrics
@@ -21,29 +17,30 @@ from workers.telemetry import WorkerIdentity
 log = logging.getLogger(__name__)
 
 
+def budget_sizes(policy: BucketPolicy, settings: Settings) -> dict[int, int]:
+    """The largest batch per edge that the item cap and the padded-token budget allow."""
+    return {edge: max(1, min(settings.max_batch_items, settings.max_batch_tokens // edge)) for edge in policy.edges}
+
+
 def warm_up(
     engine: Engine,
-    device: Any,
+    family: str,
     policy: BucketPolicy,
     settings: Settings,
     *,
     metrics: WorkerMetrics,
     identity: WorkerIdentity,
 ) -> dict[int, int]:
-    sizes = (
-        {edge: 1 for edge in policy.edges}
-        if device.family == "cpu"
-        else {edge: max(1, min(settings.max_batch_items, settings.max_batch_tokens // edge)) for edge in policy.edges}
-    )
+    mode = settings.batch_tuning
+    if mode == "auto":
+        mode = "measure" if family != "cpu" else "one"
+    sizes = {edge: 1 for edge in policy.edges} if mode == "one" else budget_sizes(policy, settings)
     started = time.perf_counter()
     records = engine.warmup([(edge, sizes[edge]) for edge in policy.edges])
     for record in records:
         log.info(
             "warm-up shape tokens=%d batch=%d: first %.3fs, steady %.3fs",
-            record.tokens,
-            record.batch,
-            record.first_s,
-            record.steady_s,
+            record.tokens, record.batch, record.first_s, record.steady_s,
         )
     log.info("warm-up of %d shapes took %.1fs", len(records), time.perf_counter() - started)
     return sizes

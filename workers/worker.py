@@ -49,6 +49,8 @@ class WorkerOptions:
     hostname: str | None = None
     warmup_only: bool = False
     concurrency: int | None = None
+    slot: int | None = None
+    """This worker's place in its pool; labels CPU workers, which share one 'card'."""
 
 
 def run_worker(settings: Settings, options: WorkerOptions) -> int:
@@ -60,7 +62,8 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
     engine_name = options.engine or settings.engine or default_engine_for(family)
     device = open_device(options.device, needs_torch=engine_spec(engine_name).needs_torch)
     voice_id = options.voice or settings.voice
-    identity = WorkerIdentity(engine_name, voice_id, device.family, device.card)
+    card = str(options.slot or 0) if device.family == "cpu" else device.card
+    identity = WorkerIdentity(engine_name, voice_id, device.family, card)
     hostname = options.hostname or f"voxfarm-{device.family}{device.card}-{os.getpid()}@{socket.gethostname()}"
 
     metrics = worker_metrics()
@@ -94,7 +97,7 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
         cache_dir=settings.effective_cache_dir / "compile",
     )
     policy = BucketPolicy.from_edges(settings.bucket_edges)
-    tuned = warm_up(engine, device, policy, settings, metrics=metrics, identity=identity)
+    tuned = warm_up(engine, device.family, policy, settings, metrics=metrics, identity=identity)
     metrics.warmup_seconds.labels(**labels).set(time.perf_counter() - started)
     metrics.info.info({"device": device.name, "engine_version": engine.version, **device.versions})
     if options.warmup_only:
@@ -109,6 +112,8 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
         max_tokens=settings.max_batch_tokens,
         max_wait_s=settings.max_wait_ms / 1000.0,
         items_per_edge=tuned,
+        fold_fraction=settings.fold_fraction,
+        interactive_wait_s=settings.interactive_wait_ms / 1000.0,
     )
     batcher: Batcher[SegmentTask] = Batcher(batch_policy, policy.edges)
     for edge in policy.edges:
