@@ -61,7 +61,8 @@ def plan_book(book: Book, options: PlanOptions, frontend: Frontend | None = None
     index = 0
     for chapter_index, chapter in enumerate(book.chapters):
         paragraphs: list[str] = list(chapter.paragraphs)
-        if options.speak_titles and chapter.title.strip():
+        # Utterance lists (JSONL) title each "chapter" with its id: never read those aloud.
+        if options.speak_titles and book.source_format != "jsonl" and chapter.title.strip():
             paragraphs.insert(0, chapter.title)
         segments: list[SegmentPlan] = []
         for piece in frontend.segment_chapter(paragraphs):
