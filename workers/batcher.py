@@ -200,8 +200,25 @@ class Batcher(Generic[T]):
         return self._take(best_edge, capacity, "drain" if self._draining else "deadline", now)
 
     def _take(self, edge: int, count: int, reason: str, now: float) -> Batch[T]:
+        """The oldest item plus the items closest to it in length.
+
+        Always including the oldest keeps the bucket first-come-first-served
+        (nothing waits forever); filling the rest by nearest length makes the
+        items of a batch similar, so less of the batch is padding, in tokens
+        and in the frames the decoder computes.
+        """
         queue = self._buckets[edge]
-        items = [queue.popleft() for _ in range(min(count, len(queue)))]
+        if len(queue) <= count:
+            items = list(queue)
+            queue.clear()
+            return Batch(edge, items, reason, now)
+        anchor = queue[0]
+        rest = sorted(range(1, len(queue)), key=lambda i: (abs(queue[i].tokens - anchor.tokens), i))
+        chosen = {0, *rest[: count - 1]}
+        items = [item for i, item in enumerate(queue) if i in chosen]
+        remaining = [item for i, item in enumerate(queue) if i not in chosen]
+        queue.clear()
+        queue.extend(remaining)
         return Batch(edge, items, reason, now)
 
     def _fold(self, edge: int, now: float) -> Batch[T] | None:

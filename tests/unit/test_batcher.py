@@ -173,3 +173,24 @@ def test_items_longer_than_the_largest_bucket_are_refused() -> None:
         assert "largest bucket" in str(exc)
     else:
         raise AssertionError("an item over the largest bucket was accepted")
+
+
+def test_a_full_batch_takes_the_oldest_item_and_its_nearest_neighbours_in_length() -> None:
+    batcher, _ = make(BatchPolicy(max_items=3, max_tokens=100_000, max_wait_s=1.0))
+    for name, tokens in [("oldest", 200), ("far", 130), ("near1", 205), ("far2", 140), ("near2", 190)]:
+        batcher.submit(name, tokens)
+
+    batch = batcher.next_batch(timeout=0)
+
+    assert batch is not None and batch.payloads == ["oldest", "near1", "near2"]
+    assert batcher.pending_by_edge()[256] == 2
+
+
+def test_items_left_behind_become_the_anchor_of_the_next_batch() -> None:
+    batcher, clock = make(BatchPolicy(max_items=2, max_tokens=100_000, max_wait_s=1.0))
+    for name, tokens in [("a", 200), ("odd", 130), ("b", 201), ("c", 202), ("d", 203)]:
+        batcher.submit(name, tokens)
+    first = batcher.next_batch(timeout=0)
+    second = batcher.next_batch(timeout=0)
+    assert first is not None and second is not None
+    assert first.payloads == ["a", "b"] and second.payloads[0] == "odd"
