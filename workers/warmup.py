@@ -1,20 +1,40 @@
 """Warm-up: run every shape the worker will serve before it takes a message, and pick batch sizes.
 
-Returns the batch size to use per bucket edge (see ``Settings.batch_tuning``).
+Batch sizes per bucket come from ``Settings.batch_tuning``: measured on the
+card (and cached for every worker with the same card), the item cap within
+the token budget, or one item on a CPU, where batching was measured slower.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 from shared.buckets import BucketPolicy
-from shared.metrics import WorkerMetrics
 from shared.settings import Settings
-from workers.engines.base import Engine
-from workers.telemetry import WorkerIdentity
+from workers.devices.base import DeviceBackend
+from workers.engines.base import Engine, WarmupRecord
+from workers.tuning import Measurement, cache_path, tune
 
 log = logging.getLogger(__name__)
+
+
+class Card(Protocol):
+    family: str
+    name: str
+    backend: DeviceBackend
+
+
+@dataclass
+class WarmupResult:
+    sizes: dict[int, int]
+    records: list[WarmupRecord] = field(default_factory=list)
+    measurements: list[Measurement] = field(default_factory=list)
+    tuned_from_cache: bool = False
+    seconds: float = 0.0
 
 
 def budget_sizes(policy: BucketPolicy, settings: Settings) -> dict[int, int]:
@@ -23,24 +43,51 @@ def budget_sizes(policy: BucketPolicy, settings: Settings) -> dict[int, int]:
 
 
 def warm_up(
-    engine: Engine,
-    family: str,
-    policy: BucketPolicy,
-    settings: Settings,
-    *,
-    metrics: WorkerMetrics,
-    identity: WorkerIdentity,
-) -> dict[int, int]:
+    engine: Engine, card: Card, policy: BucketPolicy, settings: Settings, *, voice_checksum: str, cache_dir: Path
+) -> WarmupResult:
+    started = time.perf_counter()
     mode = settings.batch_tuning
     if mode == "auto":
-        mode = "measure" if family != "cpu" else "one"
-    sizes = {edge: 1 for edge in policy.edges} if mode == "one" else budget_sizes(policy, settings)
-    started = time.perf_counter()
-    records = engine.warmup([(edge, sizes[edge]) for edge in policy.edges])
-    for record in records:
+        mode = "measure" if card.family != "cpu" else "one"
+    limits = budget_sizes(policy, settings)
+    result = WarmupResult(sizes={edge: 1 for edge in policy.edges} if mode == "one" else dict(limits))
+    if mode == "measure":
+        backend = card.backend
+        free = _free_memory(backend)
+        tuned = tune(
+            engine,
+            limits,
+            cache_file=cache_path(
+                cache_dir, device_name=card.name, engine=engine, voice_checksum=voice_checksum, limits=limits
+            ),
+            free_memory=free,
+            peak_memory=lambda: _peak_memory(backend),
+            reset_peak=backend.reset_peak_memory,
+        )
+        result.sizes, result.measurements, result.tuned_from_cache = tuned.sizes, tuned.measurements, tuned.from_cache
+    result.records = engine.warmup([(edge, result.sizes[edge]) for edge in policy.edges])
+    for record in result.records:
         log.info(
             "warm-up shape tokens=%d batch=%d: first %.3fs, steady %.3fs",
-            record.tokens, record.batch, record.first_s, record.steady_s,
+            record.tokens,
+            record.batch,
+            record.first_s,
+            record.steady_s,
         )
-    log.info("warm-up of %d shapes took %.1fs", len(records), time.perf_counter() - started)
-    return sizes
+    result.seconds = time.perf_counter() - started
+    log.info("warm-up of %d shapes took %.1fs; batch sizes %s", len(result.records), result.seconds, result.sizes)
+    return result
+
+
+def _free_memory(backend: DeviceBackend) -> int | None:
+    try:
+        return backend.memory().free_bytes
+    except Exception:  # noqa: BLE001 - a card that cannot report memory is tuned without a memory bound
+        return None
+
+
+def _peak_memory(backend: DeviceBackend) -> int | None:
+    try:
+        return backend.memory().peak_bytes
+    except Exception:  # noqa: BLE001
+        return None

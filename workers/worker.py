@@ -97,7 +97,10 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
         cache_dir=settings.effective_cache_dir / "compile",
     )
     policy = BucketPolicy.from_edges(settings.bucket_edges)
-    tuned = warm_up(engine, device.family, policy, settings, metrics=metrics, identity=identity)
+    warmed = warm_up(
+        engine, device, policy, settings, voice_checksum=voice.checksum, cache_dir=settings.effective_cache_dir
+    )
+    tuned = warmed.sizes
     metrics.warmup_seconds.labels(**labels).set(time.perf_counter() - started)
     metrics.info.info({"device": device.name, "engine_version": engine.version, **device.versions})
     if options.warmup_only:
