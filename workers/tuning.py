@@ -104,7 +104,14 @@ def tune(
     sizes: dict[int, int] = {}
     for edge, limit in sorted(limits.items()):
         sizes[edge] = _tune_edge(
-            engine, edge, candidates(limit), measurements, free_memory, peak_memory, reset_peak, min_seconds
+            engine,
+            edge,
+            candidates(limit),
+            measurements=measurements,
+            free_memory=free_memory,
+            peak_memory=peak_memory,
+            reset_peak=reset_peak,
+            min_seconds=min_seconds,
         )
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
@@ -118,6 +125,7 @@ def _tune_edge(
     engine: Engine,
     edge: int,
     sizes: Sequence[int],
+    *,
     measurements: list[Measurement],
     free_memory: int | None,
     peak_memory: Callable[[], int | None],

@@ -23,9 +23,14 @@ log = logging.getLogger(__name__)
 
 
 class Card(Protocol):
-    family: str
-    name: str
-    backend: DeviceBackend
+    """The card being warmed up (the worker's OpenedDevice)."""
+
+    @property
+    def family(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def backend(self) -> DeviceBackend: ...
 
 
 @dataclass
