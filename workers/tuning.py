@@ -94,10 +94,10 @@ def tune(
     if cache_file is not None and cache_file.is_file():
         try:
             stored = json.loads(cache_file.read_text())
-            sizes = {int(edge): int(size) for edge, size in stored["sizes"].items()}
-            if set(sizes) == set(limits):
-                log.info("batch sizes from the tuning cache %s: %s", cache_file.name, sizes)
-                return TuningResult(sizes, [], True)
+            cached = {int(edge): int(size) for edge, size in stored["sizes"].items()}
+            if set(cached) == set(limits):
+                log.info("batch sizes from the tuning cache %s: %s", cache_file.name, cached)
+                return TuningResult(cached, [], True)
         except (OSError, ValueError, KeyError):
             log.warning("ignoring an unreadable tuning cache %s", cache_file)
     measurements: list[Measurement] = []

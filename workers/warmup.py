@@ -51,7 +51,7 @@ def warm_up(
     engine: Engine, card: Card, policy: BucketPolicy, settings: Settings, *, voice_checksum: str, cache_dir: Path
 ) -> WarmupResult:
     started = time.perf_counter()
-    mode = settings.batch_tuning
+    mode: str = settings.batch_tuning
     if mode == "auto":
         mode = "measure" if card.family != "cpu" else "one"
     limits = budget_sizes(policy, settings)
