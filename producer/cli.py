@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("job")
     watch.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
 
+    resume = sub.add_parser("resume", help="re-enqueue what a job is missing (after a lost broker or dead workers)")
+    resume.add_argument("job")
+    resume.add_argument("--force", action="store_true", help="also re-enqueue segments that may still be in flight")
+    resume.add_argument("--json", action="store_true")
+
     download = sub.add_parser("download", help="copy a finished job's files into a folder")
     download.add_argument("job")
     download.add_argument("-o", "--output", type=Path, required=True)
@@ -120,6 +125,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "status": commands.status,
         "watch": commands.watch_job,
         "download": commands.download,
+        "resume": commands.resume,
         "worker": commands.worker,
         "control": commands.control,
         "pool": commands.pool,

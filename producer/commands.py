@@ -164,6 +164,27 @@ def _download(storage: Storage, job: str, output: Path) -> Manifest:
     return manifest
 
 
+def resume(args: argparse.Namespace, settings: Settings) -> int:
+    from producer.resume import resume_job
+
+    storage = _storage(settings)
+    ledger = Ledger.from_url(settings.broker_url)
+    ledger.ping()
+    result = resume_job(
+        args.job, storage=storage, ledger=ledger, app=create_app(settings), settings=settings, force=args.force
+    )
+    if args.json:
+        print_json(result.__dict__)
+    else:
+        print(
+            f"{result.job}: {result.stored}/{result.total} segments stored, {result.enqueued} re-enqueued, "
+            f"{result.in_flight} left in flight"
+            + (", ledger rebuilt" if result.rebuilt else "")
+            + (", assembling" if result.assembling else "")
+        )
+    return 0
+
+
 def download(args: argparse.Namespace, settings: Settings) -> int:
     manifest = _download(_storage(settings), args.job, args.output)
     print(f"{len(manifest.chapters)} chapters of {manifest.title!r} in {args.output}", file=sys.stderr)

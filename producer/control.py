@@ -90,8 +90,12 @@ def run_control(settings: Settings, *, hostname: str | None = None, concurrency:
     import os
     import socket
 
+    from producer.resume import Reconciler
+
     app, runtime = build_control(settings)
     install_control(runtime)
+    reconciler = Reconciler(storage=runtime.storage, ledger=runtime.ledger, app=app, settings=settings)
+    reconciler.start()
     worker = app.Worker(
         hostname=hostname or f"voxfarm-control-{os.getpid()}@{socket.gethostname()}",
         pool="threads",
@@ -104,5 +108,6 @@ def run_control(settings: Settings, *, hostname: str | None = None, concurrency:
     try:
         worker.start()
     finally:
+        reconciler.stop()
         install_control(None)
     return int(worker.exitcode or 0)

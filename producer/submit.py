@@ -8,6 +8,7 @@ lands).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -18,13 +19,15 @@ from celery import Celery
 
 from shared.buckets import CONTROL_QUEUE, interactive_queue_name, queue_name
 from shared.celery_app import ASSEMBLE_TASK, SYNTHESIZE_TASK
-from shared.errors import BadInputError, BrokerError
-from shared.keys import plan_path, segment_path
+from shared.errors import BadInputError, BrokerError, NotFoundError
+from shared.keys import job_dir, plan_path, segment_path
 from shared.ledger import JobState, Ledger
 from shared.schema import JobPlan, SegmentPlan, SegmentTask
 from shared.storage import LocalStorage, Storage
 
 log = logging.getLogger(__name__)
+
+SUBMISSION_FILE = "submission.json"
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ def submit_plan(
     present = stored_keys(storage, plan.voice, list(groups))
     reused = [seg.index for key in present for seg in groups[key]]
     missing = [segments for key, segments in groups.items() if key not in present]
+    record_submission(storage, plan.job, len(reused))
     mark = ledger.create_job(
         plan.job,
         total=plan.segments_total,
@@ -93,6 +97,19 @@ def submit_plan(
         return SubmitResult(plan.job, plan.segments_total, len(reused), 0, True)
     enqueue_segments(plan, missing, app=app, ledger=ledger, priority=priority)
     return SubmitResult(plan.job, plan.segments_total, len(reused), len(missing), False)
+
+
+def record_submission(storage: Storage, job: str, reused: int) -> None:
+    """Keep what only the first submit knows (how many segments it reused) next to the plan."""
+    document = {"reused": reused, "submitted_at": time.time()}
+    storage.put_bytes(f"{job_dir(job)}/{SUBMISSION_FILE}", json.dumps(document).encode(), "application/json")
+
+
+def submitted_reused(storage: Storage, job: str) -> int:
+    try:
+        return int(json.loads(storage.get_bytes(f"{job_dir(job)}/{SUBMISSION_FILE}"))["reused"])
+    except (NotFoundError, ValueError, KeyError):
+        return 0
 
 
 def enqueue_segments(

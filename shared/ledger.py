@@ -232,6 +232,9 @@ class Ledger:
                 pipe.expire(key, FINISHED_TTL_S)
         pipe.execute()
 
+    def set_meta(self, job: str, **fields: str | int | float) -> None:
+        self.redis.hset(_keys(job)[0], mapping=cast(Any, fields))
+
     def exists(self, job: str) -> bool:
         return bool(self.redis.exists(_keys(job)[0]))
 

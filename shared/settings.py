@@ -134,6 +134,15 @@ class Settings(BaseSettings):
     )
     max_retries: int = Field(default=3, ge=0, description="Retries of a segment before it is dead-lettered.")
     retry_backoff_s: float = Field(default=2.0, ge=0, description="First retry delay; doubles each attempt.")
+    reconcile_interval_s: float = Field(
+        default=30.0, gt=0, description="How often the control service looks for stalled or orphaned jobs."
+    )
+    reconcile_stall_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="A job with no finished segment for this long is resumed by the control service "
+        "(segments sent within the visibility timeout are left to their workers).",
+    )
     max_message_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest accepted queue message.")
 
     # --- worker process -----------------------------------------------------

@@ -1,0 +1,183 @@
+"""Resume and reconcile: bring the ledger and the queues back in line with storage.
+
+Storage is the source of truth: the plan says what a job needs, the segment
+objects say what exists. ``resume_job`` re-enqueues every segment that is
+neither stored nor in flight (sent within the visibility timeout and not
+yet done), marks stored ones done, rebuilds a ledger lost with its Redis,
+and re-sends assembly when everything is there. The reconciler runs it on
+the control plane for jobs that stopped making progress, for jobs stuck in
+assembly, and for unfinished jobs found in storage but missing from Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import redis
+from celery import Celery
+
+from producer.assemble import load_plan
+from producer.submit import enqueue_segments, group_by_key, send_assembly, stored_keys, submitted_reused
+from shared.errors import NotFoundError, VoxfarmError
+from shared.keys import manifest_path
+from shared.ledger import JobState, Ledger
+from shared.settings import Settings
+from shared.storage import Storage
+
+log = logging.getLogger(__name__)
+
+LOCK_TTL_S = 120
+
+
+@dataclass(frozen=True)
+class ResumeResult:
+    job: str
+    total: int
+    stored: int
+    enqueued: int
+    """Messages sent (one per distinct missing key)."""
+    in_flight: int
+    """Segments left alone because a worker may still hold them."""
+    rebuilt: bool
+    """The ledger was missing and was rebuilt from storage."""
+    assembling: bool
+
+
+def resume_job(
+    job: str, *, storage: Storage, ledger: Ledger, app: Celery, settings: Settings, force: bool = False
+) -> ResumeResult:
+    plan = load_plan(storage, job)
+    groups = group_by_key(plan.segments)
+    present = stored_keys(storage, plan.voice, list(groups))
+    stored_indexes = [s.index for key in present for s in groups[key]]
+
+    rebuilt = not ledger.exists(job)
+    if rebuilt:
+        ledger.create_job(
+            job,
+            total=plan.segments_total,
+            reused=[],
+            meta={
+                "title": plan.title[:200],
+                "voice": plan.voice,
+                "engine": plan.engine,
+                "model": plan.model,
+                "chapters": len(plan.chapters),
+                "rebuilt": 1,
+            },
+        )
+        ledger.set_meta(job, reused=submitted_reused(storage, job))
+    status = ledger.status(job)
+    if status.state == JobState.DONE and storage.exists(manifest_path(job)):
+        return ResumeResult(job, plan.segments_total, len(stored_indexes), 0, 0, rebuilt, False)
+
+    mark = ledger.mark_done(job, stored_indexes) if stored_indexes else None
+    done = ledger.done_indexes(job)
+    sent = {} if force or rebuilt else ledger.sent_times(job)
+    horizon = time.time() - settings.visibility_timeout_s - 60
+    missing, in_flight = [], 0
+    for key, segments in groups.items():
+        if key in present or all(s.index in done for s in segments):
+            continue
+        if any(sent.get(s.index, 0.0) > horizon for s in segments) and not any(
+            s.index in status.failed for s in segments
+        ):
+            in_flight += len(segments)
+            continue
+        missing.append(segments)
+    enqueued = enqueue_segments(plan, missing, app=app, ledger=ledger) if missing else 0
+
+    complete = len(done) >= plan.segments_total
+    assembling = False
+    if complete:
+        current = ledger.status(job).state
+        if (mark is not None and mark.completed) or current in (JobState.ASSEMBLING, JobState.RENDERING):
+            ledger.set_state(job, JobState.ASSEMBLING)
+            send_assembly(app, job)
+            assembling = True
+    elif status.state == JobState.FAILED and missing:
+        ledger.set_state(job, JobState.RENDERING)
+    log.info(
+        "resumed %s: %d stored, %d enqueued, %d in flight%s",
+        job,
+        len(stored_indexes),
+        enqueued,
+        in_flight,
+        " (ledger rebuilt)" if rebuilt else "",
+        extra={"job": job},
+    )
+    return ResumeResult(job, plan.segments_total, len(stored_indexes), enqueued, in_flight, rebuilt, assembling)
+
+
+def unfinished_jobs_in_storage(storage: Storage) -> list[str]:
+    """Jobs that have a plan and no manifest: submitted, never finished."""
+    plans, manifests = set(), set()
+    for path in storage.list("jobs"):
+        parts = path.split("/")
+        if len(parts) == 3 and parts[2] == "plan.json":
+            plans.add(parts[1])
+        elif len(parts) == 3 and parts[2] == "manifest.json":
+            manifests.add(parts[1])
+    return sorted(plans - manifests)
+
+
+class Reconciler:
+    """A control-plane loop that resumes stalled or orphaned jobs; one replica at a time per job."""
+
+    def __init__(self, *, storage: Storage, ledger: Ledger, app: Celery, settings: Settings) -> None:
+        self.storage, self.ledger, self.app, self.settings = storage, ledger, app, settings
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="voxfarm-reconciler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.settings.reconcile_interval_s):
+            try:
+                self.run_once()
+            except VoxfarmError as exc:
+                log.warning("reconcile pass failed: %s", exc)
+            except (redis.RedisError, OSError) as exc:
+                log.warning("reconcile pass failed, Redis or storage unreachable: %s", exc)
+
+    def run_once(self) -> list[ResumeResult]:
+        now = time.time()
+        results = []
+        for job in self._candidates(now):
+            lock = f"voxfarm:lock:resume:{job}"
+            if not self.ledger.redis.set(lock, "1", nx=True, ex=LOCK_TTL_S):
+                continue
+            try:
+                results.append(
+                    resume_job(job, storage=self.storage, ledger=self.ledger, app=self.app, settings=self.settings)
+                )
+            except NotFoundError as exc:
+                log.warning("cannot resume %s: %s", job, exc)
+            finally:
+                self.ledger.redis.delete(lock)
+        return results
+
+    def _candidates(self, now: float) -> list[str]:
+        stall = self.settings.reconcile_stall_s
+        found = []
+        known = set(self.ledger.jobs())
+        for job in known:
+            try:
+                status = self.ledger.status(job)
+            except NotFoundError:
+                continue
+            idle = now - max(status.updated_at, status.created_at)
+            if status.state in (JobState.RENDERING, JobState.ASSEMBLING) and idle > stall:
+                found.append(job)
+        for job in unfinished_jobs_in_storage(self.storage):
+            if job not in known or not self.ledger.exists(job):
+                found.append(job)
+        return sorted(set(found))
