@@ -32,6 +32,7 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
 def create_app(settings: Settings) -> Celery:
     app = Celery("voxfarm", broker=settings.broker_url, set_as_current=False)
     app.conf.update(
+        broker_transport="shared.broker_transport:Transport",
         task_serializer="json",
         accept_content=["json"],
         result_accept_content=["json"],
