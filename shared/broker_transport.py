@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from queue import Empty
+
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
@@ -43,7 +45,7 @@ def readable_envelope(item: bytes | str) -> dict[str, Any] | None:
     return message
 
 
-class Channel(kombu_redis.Channel):  # type: ignore[misc]
+class Channel(kombu_redis.Channel):
     def _brpop_read(self, **options: Any) -> bool:
         try:
             try:
@@ -52,18 +54,18 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
                 self.client.connection.disconnect()
                 raise
             if not dest__item:
-                raise kombu_redis.Empty()
+                raise Empty()
             dest, item = dest__item
             dest = bytes_to_str(dest).rsplit(self.sep, 1)[0]
             self._queue_cycle.rotate(dest)
             message = readable_envelope(item)
             if message is None:
                 self._dead_letter(dest, item)
-                raise kombu_redis.Empty()
+                raise Empty()
             self.connection._deliver(message, dest)
             return True
         finally:
-            self._in_poll = None
+            self._in_poll = None  # type: ignore[assignment]
             flush = getattr(self, "_flush_brpop_reauth", None)
             if flush is not None:
                 flush()
@@ -84,5 +86,5 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
             log.exception("could not dead-letter an unreadable message")
 
 
-class Transport(kombu_redis.Transport):  # type: ignore[misc]
+class Transport(kombu_redis.Transport):
     Channel = Channel
