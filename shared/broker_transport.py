@@ -13,9 +13,8 @@ mirrors kombu 5.5-5.7's method with the decode step guarded.
 from __future__ import annotations
 
 import logging
-from typing import Any
-
 from queue import Empty
+from typing import Any
 
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
