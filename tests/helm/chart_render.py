@@ -111,6 +111,21 @@ _ENDPOINT = {
         "path": {"type": "string"},
         "interval": _DURATION,
         "scrapeTimeout": _DURATION,
+        "relabelings": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["targetLabel"],
+                "properties": {
+                    "sourceLabels": {
+                        "type": "array",
+                        "items": {"type": "string", "pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$"},
+                    },
+                    "targetLabel": {"type": "string"},
+                },
+            },
+        },
     },
 }
 _NAMESPACE_SELECTOR = {

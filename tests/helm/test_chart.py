@@ -583,3 +583,19 @@ def test_worker_images_run_as_the_chart_user_with_the_voxfarm_entrypoint(name: s
 
     assert "USER 10001:10001" in dockerfile
     assert re.search(r'^ENTRYPOINT \["(voxfarm|/usr/local/bin/voxfarm-entrypoint)"\]$', dockerfile, re.MULTILINE)
+
+
+@pytest.mark.parametrize("kind", ["PodMonitor", "ServiceMonitor"])
+def test_worker_monitors_give_every_series_the_pool_label(chart: helm_python.Chart, kind: str) -> None:
+    """The dashboard's pool variable and the pool alerts group worker series by a `pool` label."""
+    release = render(
+        chart,
+        {
+            "metrics": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": kind == "PodMonitor"}},
+            "pools": [{"name": "gpu", "family": "cuda", "devicesPerPod": 2}],
+        },
+    )
+    monitor = release.get(kind, f"{RELEASE}-voxfarm-worker-gpu")["spec"]
+    endpoints = monitor.get("podMetricsEndpoints") or monitor["endpoints"]
+    rule = {"sourceLabels": ["__meta_kubernetes_pod_label_voxfarm_pool"], "targetLabel": "pool"}
+    assert endpoints and all(rule in endpoint["relabelings"] for endpoint in endpoints)
