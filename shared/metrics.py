@@ -1,29 +1,46 @@
-"""Prometheus metric definitions: names, units and the only labels allowed.
+"""Prometheus metric definitions of a worker: names, units and the only labels allowed.
 
 Labels have bounded cardinality by construction: engine, voice, device
-family, card, bucket edge, stage, status, reason. Never a job id, a key or
-text. Each process builds its metrics on its own registry and serves them on
-one port.
+family, card, bucket edge, stage, status, reason, kind, operation. Never a
+job id, a key or text. Each process builds its metrics on its own registry
+and serves them on one port; the control plane's queue and job metrics are
+in ``producer.exporter``. ``docs/observability.md`` lists every series.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
 
 WORKER_LABELS = ("engine", "voice", "family", "card")
 BUCKET_LABELS = (*WORKER_LABELS, "bucket")
 
+RETRY_REASONS = ("engine", "storage", "broker", "timeout")
+"""Why a segment went back for another attempt (``reason`` of voxfarm_retries_total)."""
+DEAD_LETTER_REASONS = ("invalid", "bad_input", "retries_exhausted")
+"""Why a segment was given up (``reason`` of voxfarm_dead_letters_total)."""
+FAILURE_KINDS = ("poison", "oom", "time_limit", "device", "quality")
+"""How an engine call failed (``kind`` of voxfarm_batch_failures_total); quality: a take failed the quality gate."""
+SEGMENT_STATUSES = ("rendered", "exists")
+"""``rendered``: synthesised and stored; ``exists``: its audio was already in storage."""
+STORAGE_OPERATIONS = ("put",)
+MEMORY_KINDS = ("used", "reserved", "free", "total", "peak")
+"""used: allocated by this process (resident size on CPU); reserved: held by the framework's caching
+allocator, where the device layer reports it; free and total: the card's (the host's on CPU); peak: the most
+allocated since start (or the last reset)."""
+
 _SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _WAIT = (0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600)
-_RATIO = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5)
+_RATIO = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5)
 _SIZES = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 _FRACTION = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 
 
 @dataclass
 class WorkerMetrics:
+    """The series of one worker process; ``workers.telemetry`` feeds them from the runner's records."""
+
     registry: CollectorRegistry
     segments: Counter
     audio_seconds: Counter
@@ -36,7 +53,9 @@ class WorkerMetrics:
     real_time_factor: Histogram
     warmup_seconds: Gauge
     first_batch_seconds: Gauge
+    compile_seconds: Gauge
     compile_cache_hits: Counter
+    compile_cache_misses: Counter
     device_memory: Gauge
     retries: Counter
     dead_letters: Counter
@@ -51,15 +70,28 @@ class WorkerMetrics:
 
 
 def worker_metrics(registry: CollectorRegistry | None = None) -> WorkerMetrics:
-    """The metrics of one worker process (one card)."""
+    """The metrics of one worker process (one card).
+
+    The client library's ``*_created`` series are turned off (for the whole
+    process): they double the series count and no dashboard or rule reads them.
+    """
+    disable_created_metrics()
     reg = registry or CollectorRegistry()
     return WorkerMetrics(
         registry=reg,
         segments=Counter(
-            "voxfarm_segments", "Segments synthesised and stored.", [*BUCKET_LABELS, "status"], registry=reg
+            "voxfarm_segments",
+            "Segments finished, by status: rendered (synthesised and stored) or exists (already in storage).",
+            [*BUCKET_LABELS, "status"],
+            registry=reg,
         ),
-        audio_seconds=Counter("voxfarm_audio_seconds", "Seconds of audio produced.", WORKER_LABELS, registry=reg),
-        characters=Counter("voxfarm_characters", "Characters of text synthesised.", WORKER_LABELS, registry=reg),
+        audio_seconds=Counter("voxfarm_audio_seconds", "Seconds of audio synthesised.", WORKER_LABELS, registry=reg),
+        characters=Counter(
+            "voxfarm_characters",
+            "Characters of text synthesised (rate() gives characters per second).",
+            WORKER_LABELS,
+            registry=reg,
+        ),
         batches=Counter(
             "voxfarm_batches", "Engine calls, by why the batch was released.", [*BUCKET_LABELS, "reason"], registry=reg
         ),
@@ -75,14 +107,15 @@ def worker_metrics(registry: CollectorRegistry | None = None) -> WorkerMetrics:
         ),
         padding_efficiency=Histogram(
             "voxfarm_batch_padding_efficiency_ratio",
-            "Useful / computed tokens of a batch (1 = no padding).",
+            "Useful / computed tokens of a batch (1 = no padding; the padding ratio is 1 minus this).",
             BUCKET_LABELS,
             buckets=_FRACTION,
             registry=reg,
         ),
         stage_seconds=Histogram(
             "voxfarm_stage_seconds",
-            "Seconds per stage of a batch (encoder, duration, flow, vocoder, encode, upload).",
+            "Seconds per stage: engine stages per batch (synthesis, or encoder, duration, flow, vocoder), "
+            "encode and upload per segment.",
             [*WORKER_LABELS, "stage"],
             buckets=_SECONDS,
             registry=reg,
@@ -98,14 +131,32 @@ def worker_metrics(registry: CollectorRegistry | None = None) -> WorkerMetrics:
             "voxfarm_warmup_seconds", "Seconds spent loading, compiling and warming up.", WORKER_LABELS, registry=reg
         ),
         first_batch_seconds=Gauge(
-            "voxfarm_first_batch_seconds", "Seconds of the first real batch after warm-up.", WORKER_LABELS, registry=reg
+            "voxfarm_first_batch_seconds",
+            "Compute seconds of the first real batch after warm-up (a slow one means warm-up missed a shape).",
+            WORKER_LABELS,
+            registry=reg,
+        ),
+        compile_seconds=Gauge(
+            "voxfarm_compile_seconds",
+            "Warm-up seconds spent compiling: first minus steady call, summed over compiled shapes.",
+            WORKER_LABELS,
+            registry=reg,
         ),
         compile_cache_hits=Counter(
-            "voxfarm_compile_cache_hits", "Warm-up shapes served from the compile cache.", WORKER_LABELS, registry=reg
+            "voxfarm_compile_cache_hits",
+            "Compiled warm-up shapes whose first call was about as fast as a steady one (graph from the cache).",
+            WORKER_LABELS,
+            registry=reg,
+        ),
+        compile_cache_misses=Counter(
+            "voxfarm_compile_cache_misses",
+            "Compiled warm-up shapes whose first call paid for compiling.",
+            WORKER_LABELS,
+            registry=reg,
         ),
         device_memory=Gauge(
             "voxfarm_device_memory_bytes",
-            "Device memory by kind (used, reserved, total, peak).",
+            "Device memory by kind: used (by this process), reserved, free, total, peak.",
             [*WORKER_LABELS, "kind"],
             registry=reg,
         ),
@@ -120,7 +171,7 @@ def worker_metrics(registry: CollectorRegistry | None = None) -> WorkerMetrics:
         ),
         failures=Counter(
             "voxfarm_batch_failures",
-            "Failed engine calls by kind (poison, oom, time_limit, device).",
+            "Failed engine calls by kind (poison, oom, time_limit, device) and takes that failed the quality gate.",
             [*WORKER_LABELS, "kind"],
             registry=reg,
         ),
@@ -146,5 +197,10 @@ def worker_metrics(registry: CollectorRegistry | None = None) -> WorkerMetrics:
         inflight=Gauge(
             "voxfarm_inflight_segments", "Segments received and not yet stored.", WORKER_LABELS, registry=reg
         ),
-        info=Info("voxfarm_worker", "Device, runtime and engine versions of this worker.", registry=reg),
+        info=Info(
+            "voxfarm_worker",
+            "Device name, runtime (torch, driver/toolkit) and engine versions of this worker.",
+            WORKER_LABELS,
+            registry=reg,
+        ),
     )

@@ -1,11 +1,31 @@
-"""Turns the runner's plain records into Prometheus series (the only place that does)."""
+"""Turns the runner's and warm-up's plain records into Prometheus series (the only place that does).
+
+Every label value comes from the worker's identity, a bucket edge, a stage
+name or a fixed reason; never from a message, so no job id, key or text can
+reach the metrics endpoint.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from shared.metrics import WorkerMetrics
+from shared.metrics import (
+    DEAD_LETTER_REASONS,
+    FAILURE_KINDS,
+    RETRY_REASONS,
+    SEGMENT_STATUSES,
+    STORAGE_OPERATIONS,
+    WorkerMetrics,
+)
+from workers.engines.base import WarmupRecord
 from workers.runner import BatchRecord, FailureRecord, UploadRecord
+
+COMPILE_HIT_SLACK_S = 2.0
+"""A compiled shape whose first call costs at most this much over its steady call (or COMPILE_HIT_FACTOR
+steady calls, whichever is more) found its graph in the compile cache: loading a cached graph costs tracing
+and a file read, compiling one costs tens of seconds per stage."""
+COMPILE_HIT_FACTOR = 10.0
 
 
 @dataclass(frozen=True)
@@ -20,10 +40,67 @@ class WorkerIdentity:
         return {"engine": self.engine, "voice": self.voice, "family": self.family, "card": self.card}
 
 
+def compile_cache_hit(record: WarmupRecord) -> bool | None:
+    """Whether a warm-up shape's compiled graph came from the cache; None for engines that do not compile.
+
+    Engines that compile time each shape eagerly too (``eager_s``); the
+    first call's excess over the steady call is what compiling cost.
+    """
+    if record.eager_s is None:
+        return None
+    return record.first_s - record.steady_s <= max(COMPILE_HIT_SLACK_S, COMPILE_HIT_FACTOR * record.steady_s)
+
+
+def record_warmup(metrics: WorkerMetrics, identity: WorkerIdentity, records: Iterable[WarmupRecord]) -> None:
+    """Compile-cache hits and misses and the seconds compiling cost, from the engine's warm-up records."""
+    labels = identity.labels
+    hits = metrics.compile_cache_hits.labels(**labels)
+    misses = metrics.compile_cache_misses.labels(**labels)
+    compiling = 0.0
+    for record in records:
+        hit = compile_cache_hit(record)
+        if hit is None:
+            continue
+        (hits if hit else misses).inc()
+        compiling += max(record.first_s - record.steady_s, 0.0)
+    metrics.compile_seconds.labels(**labels).set(compiling)
+
+
 class MetricsObserver:
-    def __init__(self, metrics: WorkerMetrics, identity: WorkerIdentity) -> None:
+    """The runner's observer: one call per batch, upload or failure."""
+
+    def __init__(self, metrics: WorkerMetrics, identity: WorkerIdentity, *, edges: Iterable[int] = ()) -> None:
         self.metrics = metrics
         self.labels = identity.labels
+        self._first_batch_seen = False
+        self._declare_series(edges)
+
+    def _declare_series(self, edges: Iterable[int]) -> None:
+        """Create the label sets known in advance at zero.
+
+        A series that first appears with its first increment already in it
+        looks flat to rate() and increase(); declared at start, every bucket
+        and reason has a 0 sample before its first change.
+        """
+        m, labels = self.metrics, self.labels
+        for edge in edges:
+            bucket = {**labels, "bucket": str(edge)}
+            for histogram in (m.queue_wait, m.batch_size, m.padding_efficiency, m.real_time_factor):
+                histogram.labels(**bucket)
+            for status in SEGMENT_STATUSES:
+                m.segments.labels(**bucket, status=status)
+        for counter in (m.audio_seconds, m.characters, m.compile_cache_hits, m.compile_cache_misses, m.storage_bytes):
+            counter.labels(**labels)
+        for reason in RETRY_REASONS:
+            m.retries.labels(**labels, reason=reason)
+        for reason in DEAD_LETTER_REASONS:
+            m.dead_letters.labels(**labels, reason=reason)
+        for kind in FAILURE_KINDS:
+            m.failures.labels(**labels, kind=kind)
+        for operation in STORAGE_OPERATIONS:
+            m.storage_errors.labels(**labels, operation=operation)
+            m.storage_seconds.labels(**labels, operation=operation)
+        m.inflight.labels(**labels)
 
     def __call__(self, record: BatchRecord | UploadRecord | FailureRecord) -> None:
         if isinstance(record, BatchRecord):
@@ -36,6 +113,9 @@ class MetricsObserver:
     def _batch(self, record: BatchRecord) -> None:
         m, labels = self.metrics, self.labels
         bucket = {**labels, "bucket": str(record.edge)}
+        if not self._first_batch_seen:  # only the runner thread reports batches
+            self._first_batch_seen = True
+            m.first_batch_seconds.labels(**labels).set(record.compute_s)
         m.batches.labels(**bucket, reason=record.reason).inc()
         m.batch_size.labels(**bucket).observe(record.size)
         if record.padded_tokens:
