@@ -36,6 +36,15 @@ def _book_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise-w", type=float, help="timing variation (0 = deterministic)")
 
 
+def _assembly_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("assembly (defaults from VOXFARM_* settings)")
+    group.add_argument("--chapter-format", choices=["flac", "wav", "mp3", "opus"], help="chapter files (flac)")
+    group.add_argument("--book-format", choices=["m4b", "none"], help="the whole book in one file (m4b)")
+    group.add_argument("--loudness", type=float, metavar="LUFS", help="loudness target per chapter (-18)")
+    group.add_argument("--true-peak", type=float, metavar="DBTP", help="true-peak ceiling (-1)")
+    group.add_argument("--subtitles", choices=["none", "srt", "vtt", "both"], help="subtitles per chapter (none)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voxfarm", description="Distributed text-to-speech render farm.")
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default INFO)")
@@ -48,14 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     submit = sub.add_parser("submit", help="submit a book to the farm and print its job id")
     _book_arguments(submit)
+    _assembly_arguments(submit)
     submit.add_argument("--priority", choices=["bulk", "interactive"], default="bulk")
     submit.add_argument("--wait", action="store_true", help="follow the job until it finishes")
     submit.add_argument("--json", action="store_true")
 
     render = sub.add_parser("render", help="render a book into a folder (embedded farm when nothing is configured)")
     _book_arguments(render)
+    _assembly_arguments(render)
     render.add_argument("-o", "--output", type=Path, required=True, help="folder for chapter files and manifest.json")
     render.add_argument("--workers", type=int, help="local worker processes (default: one per CPU core)")
+
+    jobs = sub.add_parser("jobs", help="list the jobs in the ledger with their state and progress")
+    jobs.add_argument("--json", action="store_true")
 
     status = sub.add_parser("status", help="progress, reuse and failures of a job")
     status.add_argument("job")
@@ -95,8 +109,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     control = sub.add_parser("control", help="run the control service (assembly on voxfarm.control)")
     control.add_argument("--concurrency", type=int, default=2)
+    control.add_argument("--metrics-port", type=int, default=9400, help="metrics port (0 = any free port, -1 = off)")
 
     sub.add_parser("voices", help="list the voices this installation can use")
+
+    bench = sub.add_parser("bench", help="padding efficiency, batch sweep and end-to-end speed on this machine")
+    bench.add_argument("--book", type=Path, help="book for the end-to-end run (default: the bundled sample)")
+    bench.add_argument("--chapter", type=int, default=1, help="1-based chapter rendered end to end (default 1)")
+    bench.add_argument("--padding-book", type=Path, help="book whose sentences measure padding (default: --book)")
+    bench.add_argument("--padding-batch", type=int, default=16, help="batch size for the padding comparison")
+    bench.add_argument("--sweep-edges", default="32,64,128,256,512", help="buckets of the batch sweep")
+    bench.add_argument("--sweep-sizes", default="1,2,4,8,16", help="batch sizes of the batch sweep")
+    bench.add_argument("--repeats", type=int, default=3, help="end-to-end repeats (the median is reported)")
+    bench.add_argument("--workers", type=int, help="local workers for the end-to-end run (default: one per core)")
+    bench.add_argument("--min-seconds", type=float, default=1.0, help="time spent per sweep point")
+    bench.add_argument("--json", type=Path, help="also write the figures to this file (bench.schema.json)")
     return parser
 
 
@@ -123,12 +150,14 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "submit": commands.submit,
         "render": commands.render,
         "status": commands.status,
+        "jobs": commands.jobs,
         "watch": commands.watch_job,
         "download": commands.download,
         "resume": commands.resume,
         "worker": commands.worker,
         "control": commands.control,
         "pool": commands.pool,
+        "bench": commands.bench,
         "voices": commands.voices,
     }
     return int(handlers[args.command](args, settings) or 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,14 @@ def _storage(settings: Settings) -> Storage:
 
 
 def _plan(args: argparse.Namespace, settings: Settings, storage: Storage | None) -> JobPlan:
+    return _plan_with_cover(args, settings, storage)[0]
+
+
+def _plan_with_cover(
+    args: argparse.Namespace, settings: Settings, storage: Storage | None
+) -> tuple[JobPlan, bytes | None]:
+    """The job plan and the book's cover image, which submit stores where the plan says."""
+    from producer.assemble import assembly_options
     from producer.ingest import load_book
     from shared.frontend.lexicon import Lexicon
 
@@ -59,8 +68,16 @@ def _plan(args: argparse.Namespace, settings: Settings, storage: Storage | None)
         job=args.job,
         speak_titles=not args.no_titles,
         lexicon=Lexicon.from_file(args.lexicon) if args.lexicon else None,
+        assembly=assembly_options(
+            settings,
+            chapter_format=getattr(args, "chapter_format", None),
+            book_format=getattr(args, "book_format", None),
+            loudness_target_lufs=getattr(args, "loudness", None),
+            true_peak_dbtp=getattr(args, "true_peak", None),
+            subtitles=getattr(args, "subtitles", None),
+        ),
     )
-    return plan_book(book, options)
+    return plan_book(book, options), book.cover
 
 
 def plan(args: argparse.Namespace, settings: Settings) -> int:
@@ -80,9 +97,11 @@ def plan(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _submit(args: argparse.Namespace, settings: Settings, storage: Storage, ledger: Ledger) -> SubmitResult:
-    job_plan = _plan(args, settings, storage)
+    job_plan, cover = _plan_with_cover(args, settings, storage)
     app = create_app(settings)
-    return submit_plan(job_plan, storage=storage, ledger=ledger, app=app, priority=getattr(args, "priority", "bulk"))
+    return submit_plan(
+        job_plan, storage=storage, ledger=ledger, app=app, priority=getattr(args, "priority", "bulk"), cover=cover
+    )
 
 
 def submit(args: argparse.Namespace, settings: Settings) -> int:
@@ -114,7 +133,7 @@ def render(args: argparse.Namespace, settings: Settings) -> int:
     engine = args.engine or settings.submit_engine
     voice = args.voice or settings.voice
     # Plan before starting anything: bad input fails in a second, not after the farm starts.
-    job_plan = _plan(args, settings, storage)
+    job_plan, cover = _plan_with_cover(args, settings, storage)
     print(
         f"rendering {job_plan.title!r}: {job_plan.segments_total} segments, "
         f"{len(job_plan.chapters)} chapters, on a local farm",
@@ -123,7 +142,7 @@ def render(args: argparse.Namespace, settings: Settings) -> int:
     with local_farm(workers=args.workers, engine=engine, voice=voice) as (redis_url, farm):
         local = settings.model_copy(update={"redis_url": redis_url})
         ledger = Ledger.from_url(redis_url)
-        return _render_on(args, local, storage, ledger, job_plan=job_plan, alive=farm.check_alive)
+        return _render_on(args, local, storage, ledger, job_plan=job_plan, cover=cover, alive=farm.check_alive)
 
 
 def _render_on(
@@ -133,11 +152,13 @@ def _render_on(
     ledger: Ledger,
     *,
     job_plan: JobPlan | None = None,
+    cover: bytes | None = None,
     alive: Any = None,
 ) -> int:
-    job_plan = job_plan or _plan(args, settings, storage)
+    if job_plan is None:
+        job_plan, cover = _plan_with_cover(args, settings, storage)
     app = create_app(settings)
-    result = submit_plan(job_plan, storage=storage, ledger=ledger, app=app, replace=True)
+    result = submit_plan(job_plan, storage=storage, ledger=ledger, app=app, replace=True, cover=cover)
     print(f"{result.total} segments: {result.reused} reused, {result.enqueued} to render", file=sys.stderr)
     final = watch(ledger, result.job, show=True, alive=alive)
     if final.state != JobState.DONE:
@@ -158,6 +179,7 @@ def _download(storage: Storage, job: str, output: Path) -> Manifest:
         raise NotFoundError(f"job {job} has no manifest yet; is it finished? (`voxfarm status {job}`)") from exc
     output.mkdir(parents=True, exist_ok=True)
     names = [chapter.file for chapter in manifest.chapters] + list(manifest.files.values())
+    names += [name for chapter in manifest.chapters for name in chapter.subtitles.values()]
     for name in names:
         storage.get_file(f"{job_dir(job)}/{name}", output / name)
     (output / "manifest.json").write_text(manifest.model_dump_json(indent=2))
@@ -199,6 +221,24 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(describe(current))
     return 0 if current.state != JobState.FAILED else 1
+
+
+def jobs(args: argparse.Namespace, settings: Settings) -> int:
+    ledger = Ledger.from_url(settings.broker_url)
+    ledger.ping()
+    found = []
+    for job in ledger.jobs():
+        try:
+            found.append(ledger.status(job))
+        except NotFoundError:
+            continue  # finished jobs expire from the ledger; their output stays in storage
+    found.sort(key=lambda s: s.created_at, reverse=True)
+    if args.json:
+        print_json([s.as_dict() for s in found])
+        return 0
+    for current in found:
+        print(f"{current.job:48s} {current.state:10s} {current.done:6d}/{current.total:<6d} {current.title[:40]}")
+    return 0
 
 
 def watch_job(args: argparse.Namespace, settings: Settings) -> int:
@@ -251,7 +291,31 @@ def pool(args: argparse.Namespace, settings: Settings) -> int:
 def control(args: argparse.Namespace, settings: Settings) -> int:
     from producer.control import run_control
 
-    return run_control(settings, concurrency=args.concurrency)
+    port = args.metrics_port if args.metrics_port >= 0 else None
+    return run_control(settings, concurrency=args.concurrency, metrics_port=port)
+
+
+def bench(args: argparse.Namespace, settings: Settings) -> int:
+    from producer.samples import SAMPLE_BOOK
+    from workers.bench import BenchOptions, format_table, run_bench
+
+    book = args.book or SAMPLE_BOOK
+    options = BenchOptions(
+        book=book,
+        chapter=args.chapter - 1,
+        padding_book=args.padding_book or book,
+        padding_batch=args.padding_batch,
+        sweep_edges=tuple(int(v) for v in args.sweep_edges.split(",")),
+        sweep_sizes=tuple(int(v) for v in args.sweep_sizes.split(",")),
+        repeats=args.repeats,
+        workers=args.workers,
+        min_seconds=args.min_seconds,
+    )
+    report = run_bench(options)
+    print(format_table(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
 
 
 def voices(args: argparse.Namespace, settings: Settings) -> int:

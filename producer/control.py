@@ -12,10 +12,10 @@ from typing import Any
 
 from celery import Celery, Task
 
-from producer.assemble import Pauses, assemble_job
+from producer.assemble import Pauses, assemble_job, assembly_options
 from shared.buckets import CONTROL_QUEUE
 from shared.celery_app import ASSEMBLE_TASK, create_app
-from shared.errors import BadInputError, RetryableError
+from shared.errors import BadInputError, BrokerError, RetryableError, VoxfarmError
 from shared.ledger import JobState, Ledger
 from shared.settings import Settings
 from shared.storage import Storage, open_storage
@@ -37,7 +37,13 @@ class ControlRuntime:
     def assemble(self, task: Task, job: str) -> dict[str, Any]:
         try:
             status = self.ledger.status(job)
-            manifest = assemble_job(self.storage, job, pauses=self.pauses, segments_reused=status.reused)
+            manifest = assemble_job(
+                self.storage,
+                job,
+                pauses=self.pauses,
+                segments_reused=status.reused,
+                options=assembly_options(self.settings),
+            )
         except BadInputError as exc:
             log.error("assembly of %s failed: %s", job, exc, extra={"job": job})
             if self.ledger.exists(job):
@@ -49,7 +55,22 @@ class ControlRuntime:
                 self.ledger.set_state(job, JobState.FAILED, error=str(exc)[:500])
                 return {"status": "failed", "reason": str(exc)}
             raise task.retry(exc=exc, countdown=self.settings.retry_backoff_s * 2**attempts) from exc
+        except VoxfarmError as exc:  # an encoder refusing the audio, a broken installation
+            log.error("assembly of %s failed: %s", job, exc, extra={"job": job})
+            self.ledger.set_state(job, JobState.FAILED, error=str(exc)[:500])
+            return {"status": "failed", "reason": str(exc)}
+        # The findings travel with the stored audio; the ledger gets them for `voxfarm status`.
+        flagged = {
+            int(q["segment"]): {"attempts": q["attempts"], "findings": q["findings"]}
+            for chapter in manifest.chapters
+            for q in chapter.quality
+        }
+        try:
+            self.ledger.replace_quality(job, flagged, clear=True)
+        except BrokerError as exc:
+            log.warning("could not record the quality findings of %s: %s", job, exc, extra={"job": job})
         self.ledger.set_state(job, JobState.DONE, duration_s=manifest.duration_s)
+        log.info("job assembled", extra={"job": job})
         return {"status": "done", "chapters": len(manifest.chapters)}
 
 
@@ -86,14 +107,24 @@ def build_control(settings: Settings) -> tuple[Celery, ControlRuntime]:
     return app, runtime
 
 
-def run_control(settings: Settings, *, hostname: str | None = None, concurrency: int = 2) -> int:
+def run_control(
+    settings: Settings, *, hostname: str | None = None, concurrency: int = 2, metrics_port: int | None = None
+) -> int:
+    """Consume the control queue until stopped; ``metrics_port`` (0 = any free port) serves queue and job metrics."""
     import os
     import socket
 
+    from producer.exporter import start_exporter
     from producer.resume import Reconciler
 
     app, runtime = build_control(settings)
     install_control(runtime)
+    exporter = None
+    if metrics_port is not None:
+        try:
+            exporter = start_exporter(settings, port=metrics_port)
+        except OSError as exc:  # a busy port must not stop assembly; the target shows as down instead
+            log.warning("control-plane metrics not served on %s:%d: %s", settings.metrics_host, metrics_port, exc)
     reconciler = Reconciler(storage=runtime.storage, ledger=runtime.ledger, app=app, settings=settings)
     reconciler.start()
     worker = app.Worker(
@@ -110,4 +141,6 @@ def run_control(settings: Settings, *, hostname: str | None = None, concurrency:
     finally:
         reconciler.stop()
         install_control(None)
+        if exporter is not None:
+            exporter.stop()
     return int(worker.exitcode or 0)

@@ -136,7 +136,7 @@ class LocalFarm:
         self.processes.append((name, process))
 
     def start(self, timeout_s: float = 180.0) -> None:
-        self._spawn("control", ["control"])
+        self._spawn("control", ["control", "--metrics-port", "0"])
         ready_files = []
         for index in range(self.workers):
             ready = self.logdir / f"worker-{index}.ready"

@@ -11,16 +11,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shared.frontend.lexicon import Lexicon
-
 from producer.ingest import Book
 from shared.buckets import BucketPolicy, model_name
 from shared.engines import engine_spec
 from shared.errors import EmptyInputError
 from shared.frontend import Frontend, create_frontend
-from shared.keys import content_key
+from shared.frontend.lexicon import Lexicon
+from shared.keys import content_key, job_dir
 from shared.names import check_job_id, slugify
-from shared.schema import ChapterPlan, JobPlan, SegmentPlan, SynthesisParams
+from shared.schema import AssemblyOptions, ChapterPlan, JobPlan, SegmentPlan, SynthesisParams
 from shared.voices import VoiceFiles
 
 
@@ -33,6 +32,7 @@ class PlanOptions:
     job: str | None = None
     speak_titles: bool = True
     lexicon: Lexicon | None = None
+    assembly: AssemblyOptions | None = None
 
 
 def default_params(voice: VoiceFiles) -> SynthesisParams:
@@ -115,7 +115,27 @@ def plan_book(book: Book, options: PlanOptions, frontend: Frontend | None = None
         params=options.params,
         created_at=time.time(),
         chapters=chapters,
+        cover=cover_path(job, book.cover_type) if book.cover else None,
+        assembly=options.assembly,
     )
+
+
+#: Cover types a book may declare -> the extension it is stored under (the bytes are checked at assembly).
+COVER_EXTENSIONS = {
+    "image/jpeg": "jpg",
+    "image/jpg": "jpg",
+    "image/png": "png",
+    "image/gif": "gif",
+    "image/webp": "webp",
+    "image/bmp": "bmp",
+    "image/svg+xml": "svg",
+}
+
+
+def cover_path(job: str, cover_type: str | None) -> str:
+    """Where submit stores the book's cover: ``jobs/<job>/cover.<ext>``, read back by assembly."""
+    extension = COVER_EXTENSIONS.get((cover_type or "").split(";")[0].strip().lower(), "img")
+    return f"{job_dir(job)}/cover.{extension}"
 
 
 def default_job_id(title: str, keys: Sequence[str]) -> str:

@@ -23,6 +23,12 @@ def describe(status: JobStatus) -> str:
     retries = status.meta.get("retries")
     if retries:
         lines.append(f"retries   {retries}")
+    flagged = int(status.meta.get("quality_flagged", 0) or 0)
+    if flagged:
+        lines.append(
+            f"quality   {flagged} segments kept after failing the quality gate on every take "
+            "(findings per chapter in manifest.json)"
+        )
     for index, failure in sorted(status.failed.items())[:20]:
         lines.append(
             f"  failed segment {index}: {failure.get('reason', '?')} (attempts {failure.get('attempts', '?')})"

@@ -65,6 +65,7 @@ def submit_plan(
     app: Celery,
     priority: str = "bulk",
     replace: bool = False,
+    cover: bytes | None = None,
 ) -> SubmitResult:
     if ledger.exists(plan.job) and not replace:
         state = ledger.status(plan.job).state
@@ -73,6 +74,8 @@ def submit_plan(
                 f"job {plan.job} is still {state}; follow it with `voxfarm watch {plan.job}` "
                 f"or re-enqueue what is missing with `voxfarm resume {plan.job}`"
             )
+    if plan.cover and cover:
+        storage.put_bytes(plan.cover, cover, "application/octet-stream")
     storage.put_bytes(plan_path(plan.job), plan.model_dump_json().encode(), "application/json")
     groups = group_by_key(plan.segments)
     present = stored_keys(storage, plan.voice, list(groups))
@@ -145,6 +148,10 @@ def enqueue_segments(
                     SYNTHESIZE_TASK, kwargs={"segment": task.model_dump(mode="json")}, queue=queue, producer=producer
                 )
                 sent += 1
+                log.debug(
+                    "segment enqueued",
+                    extra={"job": plan.job, "segment": first.index, "key": first.key, "bucket": first.bucket},
+                )
     except BrokerError:
         raise
     except Exception as exc:  # kombu/redis raise many connection error types

@@ -13,6 +13,7 @@ Keys (``voxfarm:job:<id>:...``):
     done     set of finished segment indexes
     failed   hash: segment index -> JSON {reason, attempts, at}
     sent     hash: segment index -> last enqueue time (what is in flight)
+    quality  hash: segment index -> JSON {attempts, findings} of takes kept after failing the quality gate
 and ``voxfarm:jobs`` (set of known job ids).
 """
 
@@ -88,6 +89,24 @@ return recorded
 """
 
 
+#: Records (or, with an empty record, clears) one segment's quality findings and keeps the count in meta.
+_RECORD_QUALITY = """
+local meta, quality = KEYS[1], KEYS[2]
+if redis.call('EXISTS', meta) == 0 then return -1 end
+for i = 1, #ARGV - 1, 2 do
+  if ARGV[i + 1] == '' then
+    redis.call('HDEL', quality, ARGV[i])
+  else
+    redis.call('HSET', quality, ARGV[i], ARGV[i + 1])
+  end
+end
+local n = redis.call('HLEN', quality)
+redis.call('HSET', meta, 'quality_flagged', n)
+redis.call('EXPIRE', quality, ARGV[#ARGV])
+return n
+"""
+
+
 @dataclass(frozen=True)
 class MarkResult:
     known: bool
@@ -145,6 +164,7 @@ class Ledger:
         self.redis = client
         self._mark_done = client.register_script(_MARK_DONE)
         self._mark_failed = client.register_script(_MARK_FAILED)
+        self._record_quality = client.register_script(_RECORD_QUALITY)
 
     @classmethod
     def from_url(cls, url: str) -> Ledger:
@@ -274,3 +294,31 @@ class Ledger:
 
     def jobs(self) -> list[str]:
         return sorted(v.decode() if isinstance(v, bytes) else str(v) for v in self.redis.smembers(JOBS_KEY))
+
+    # --- quality gate ------------------------------------------------------
+    def record_quality(self, job: str, index: int, findings: Mapping[str, Any] | None) -> int:
+        """Record the quality findings of one segment (None clears them); returns the job's flagged count.
+
+        ``findings`` is the kept take's report, e.g. ``{"attempts": 3, "findings": [...]}``. Returns -1
+        for a job the ledger does not know (nothing is written then).
+        """
+        return self.replace_quality(job, {index: findings})
+
+    def replace_quality(self, job: str, records: Mapping[int, Mapping[str, Any] | None], *, clear: bool = False) -> int:
+        """Record several segments' findings at once; ``clear`` first forgets every earlier record of the job."""
+        meta_key = _keys(job)[0]
+        quality_key = f"{KEY_PREFIX}:job:{check_job_id(job)}:quality"
+        args: list[str] = []
+        for index, record in records.items():
+            args += [str(int(index)), "" if record is None else json.dumps(record, separators=(",", ":"))]
+        try:
+            if clear:
+                self.redis.delete(quality_key)
+            return int(self._record_quality(keys=[meta_key, quality_key], args=[*args, str(FINISHED_TTL_S)]))
+        except redis.RedisError as exc:
+            raise BrokerError(f"cannot record quality findings of {job}: {exc}") from exc
+
+    def quality(self, job: str) -> dict[int, dict[str, Any]]:
+        """Segment index -> recorded findings, for segments kept after failing the quality gate."""
+        raw = self.redis.hgetall(f"{KEY_PREFIX}:job:{check_job_id(job)}:quality")
+        return {int(k): json.loads(v) for k, v in raw.items()}

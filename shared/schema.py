@@ -101,6 +101,21 @@ class ChapterPlan(_Strict):
     segments: list[SegmentPlan]
 
 
+class AssemblyOptions(_Strict):
+    """How a job's segments become a book; chosen at submit time and kept in the plan."""
+
+    sentence_pause_ms: int = Field(default=250, ge=0, le=60_000)
+    paragraph_pause_ms: int = Field(default=600, ge=0, le=60_000)
+    chapter_pause_ms: int = Field(default=1500, ge=0, le=60_000)
+    chapter_lead_ms: int = Field(default=0, ge=0, le=60_000)
+    chapter_format: Literal["flac", "wav", "mp3", "opus"] = "flac"
+    book_format: Literal["m4b", "none"] = "m4b"
+    loudness_target_lufs: float = Field(default=-18.0, ge=-40.0, le=-5.0)
+    true_peak_dbtp: float = Field(default=-1.0, ge=-20.0, le=0.0)
+    subtitles: Literal["none", "srt", "vtt", "both"] = "none"
+    bitrate_kbps: int = Field(default=64, ge=16, le=320)
+
+
 class JobPlan(_Strict):
     """The durable record of a job: what to render and how to assemble it."""
 
@@ -117,6 +132,9 @@ class JobPlan(_Strict):
     created_at: float
     chapters: list[ChapterPlan]
     cover: str | None = Field(default=None, description="storage path of the cover image, if any")
+    assembly: AssemblyOptions | None = Field(
+        default=None, description="pauses, formats and loudness chosen at submit time; unset: the control's settings"
+    )
 
     @property
     def segments(self) -> list[SegmentPlan]:
@@ -137,6 +155,17 @@ class ManifestChapter(BaseModel):
     segments: int
     start_s: float = 0.0
     keys: list[str] = Field(default_factory=list)
+    loudness_lufs: float | None = None
+    """Integrated loudness of the written chapter (BS.1770), measured after normalisation."""
+    true_peak_dbtp: float | None = None
+    gain_db: float | None = None
+    """Gain applied to reach the loudness target (before any peak limiting)."""
+    limited_db: float = 0.0
+    """Deepest gain reduction of the true-peak limiter; 0 when the peaks fitted under the ceiling."""
+    subtitles: dict[str, str] = Field(default_factory=dict)
+    """Subtitle format (srt, vtt) -> file name."""
+    quality: list[dict[str, Any]] = Field(default_factory=list)
+    """Segments kept after failing the quality gate: {segment, key, attempts, findings}."""
 
 
 class Manifest(BaseModel):
@@ -157,3 +186,9 @@ class Manifest(BaseModel):
     files: dict[str, str] = Field(default_factory=dict)
     duration_s: float = 0.0
     created_at: float = 0.0
+    segments_flagged: int = 0
+    """Segments kept after failing the quality gate (details per chapter)."""
+    loudness_target_lufs: float | None = None
+    true_peak_ceiling_dbtp: float | None = None
+    notes: list[str] = Field(default_factory=list)
+    """What assembly could not do as asked (e.g. a cover it could not embed), for people to read."""

@@ -161,6 +161,31 @@ class Settings(BaseSettings):
     sentence_pause_ms: int = Field(default=250, ge=0, description="Silence between sentences.")
     paragraph_pause_ms: int = Field(default=600, ge=0, description="Silence between paragraphs.")
     chapter_pause_ms: int = Field(default=1500, ge=0, description="Silence at the end of each chapter file.")
+    chapter_lead_ms: int = Field(default=0, ge=0, description="Silence at the start of each chapter file.")
+    chapter_format: Literal["flac", "wav", "mp3", "opus"] = Field(
+        default="flac", description="Format of the chapter files: lossless FLAC or WAV, or MP3 or Opus."
+    )
+    book_format: Literal["m4b", "none"] = Field(
+        default="m4b", description="The whole book in one file: M4B (AAC) with chapter marks, cover and tags."
+    )
+    loudness_target_lufs: float = Field(
+        default=-18.0,
+        ge=-40.0,
+        le=-5.0,
+        description="Integrated loudness of every chapter (EBU R128 / ITU-R BS.1770 measurement), in LUFS.",
+    )
+    true_peak_dbtp: float = Field(
+        default=-1.0,
+        ge=-20.0,
+        le=0.0,
+        description="True-peak ceiling (4x oversampled), in dBTP; peaks above it are limited.",
+    )
+    subtitles: Literal["none", "srt", "vtt", "both"] = Field(
+        default="none", description="Subtitles per chapter from the segment timings: SRT, WebVTT or both."
+    )
+    audio_bitrate_kbps: int = Field(
+        default=64, ge=16, le=320, description="Bitrate of MP3 and Opus chapter files and of the M4B (mono speech)."
+    )
 
     # --- input limits ------------------------------------------------------
     max_source_bytes: int = Field(

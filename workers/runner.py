@@ -16,6 +16,8 @@ and stops the process so the supervisor can restart it.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import threading
 import time
@@ -29,6 +31,7 @@ import numpy as np
 from shared.audio import encode_flac
 from shared.errors import DeviceError, DeviceOutOfMemoryError, EngineError, FatalError, VoxfarmError
 from shared.keys import segment_path
+from shared.quality import DEFAULT_LIMITS, QualityLimits, QualityReport, best_take, check_segment, encode_checked_flac
 from shared.schema import SegmentTask
 from shared.storage import Storage
 from workers.batcher import Batch, Batcher, Pending
@@ -45,6 +48,8 @@ class StoredSegment:
     path: str
     audio_s: float
     bytes: int
+    quality: QualityReport | None = None
+    """Set when the take was kept after failing the quality gate on every attempt."""
 
 
 @dataclass
@@ -78,7 +83,7 @@ class UploadRecord:
 @dataclass
 class FailureRecord:
     kind: str
-    """poison, oom, time_limit or device."""
+    """poison, oom, time_limit, device, or quality (a take failed the quality gate)."""
     size: int
     message: str
 
@@ -115,6 +120,9 @@ class BatchRunner:
         self._stop = threading.Event()
         self.fatal: BaseException | None = None
         self.batches_run = 0
+        self.quality = QualityGate()
+        self._takes: dict[int, list[tuple[np.ndarray, QualityReport]]] = {}
+        self._takes_lock = threading.Lock()
 
     # --- lifecycle ---------------------------------------------------------
     def start(self) -> None:
@@ -204,10 +212,19 @@ class BatchRunner:
                              "keys": [item.payload.key[:12] for item in batch.items], "seconds": round(elapsed, 4)}},
         )
         for item, audio in zip(batch.items, output.audio, strict=True):
+            log.debug(
+                "segment synthesised",
+                extra={
+                    "job": item.payload.job,
+                    "segment": item.payload.indexes[0],
+                    "key": item.payload.key,
+                    "bucket": batch.edge,
+                },
+            )
             self._uploads.submit(self._store, item, audio, sample_rate)
 
     def _synthesize(self, items: Sequence[Pending[SegmentTask]], edge: int) -> tuple[EngineOutput, float]:
-        requests = [EngineRequest(item.payload.key, item.payload.ids, item.payload.params) for item in items]
+        requests = [EngineRequest(self._noise_key(item), item.payload.ids, item.payload.params) for item in items]
         timer = threading.Timer(self.time_limit_s, self._time_limit_hit, args=(list(items),))
         timer.daemon = True
         started = time.perf_counter()
@@ -257,7 +274,11 @@ class BatchRunner:
         task = item.payload
         started = time.perf_counter()
         try:
-            data = encode_flac(audio, sample_rate)
+            kept = self._gate(item, audio, sample_rate)
+            if kept is None:
+                return  # handed back to the runner thread for another take
+            audio, report = kept
+            data = encode_flac(audio, sample_rate) if report.passed else encode_checked_flac(audio, sample_rate, report)
             encoded = time.perf_counter()
             path = segment_path(task.voice, task.key)
             self.storage.put_bytes(path, data, "audio/flac")
@@ -267,9 +288,77 @@ class BatchRunner:
                 item.future.set_exception(exc)
             return
         done = time.perf_counter()
+        log.debug("segment written to storage", extra={"job": task.job, "segment": task.indexes[0], "key": task.key})
         self.observer(UploadRecord(done - encoded, len(data), encoded - started, True))
         if not item.future.done():  # a time-limit failure may have answered it already
-            item.future.set_result(StoredSegment(task.key, path, len(audio) / sample_rate, len(data)))
+            stored = StoredSegment(
+                task.key, path, len(audio) / sample_rate, len(data), None if report.passed else report
+            )
+            item.future.set_result(stored)
+
+    # --- the quality gate --------------------------------------------------------
+    def _gate(
+        self, item: Pending[SegmentTask], audio: np.ndarray, sample_rate: int
+    ) -> tuple[np.ndarray, QualityReport] | None:
+        """Check one take; None when it was requeued for another, else the take to store.
+
+        Runs on an upload thread, so it never calls the engine: a failing take
+        goes back to the batcher, and the runner thread synthesises it again
+        with other noise (``_noise_key``).
+        """
+        task = item.payload
+        report = check_segment(
+            audio, sample_rate, tokens=len(task.ids), length_scale=task.params.length_scale, limits=self.quality.limits
+        )
+        with self._takes_lock:
+            takes = self._takes.setdefault(id(item), [])
+            takes.append((audio, report))
+            attempts = len(takes)
+            retry = not report.passed and attempts < self.quality.attempts and self._can_retry(item)
+            if not retry:
+                del self._takes[id(item)]
+        if not report.passed:
+            self.observer(FailureRecord("quality", 1, report.summary()))
+            log.warning(
+                "segment %s of %s failed the quality gate on take %d: %s",
+                task.indexes[0],
+                task.job,
+                attempts,
+                report.summary(),
+                extra={"job": task.job, "segment": task.indexes[0], "key": task.key},
+            )
+        if retry:
+            if attempts == 1:
+                item.future.add_done_callback(functools.partial(self._forget, id(item)))
+            self.batcher.requeue([item])
+            return None
+        if report.passed:
+            return audio, report
+        kept_audio, kept = best_take(takes)
+        return kept_audio, QualityReport(kept.findings, attempts, kept.measures)
+
+    def _can_retry(self, item: Pending[SegmentTask]) -> bool:
+        return self.fatal is None and not self._stop.is_set() and not self._closed() and not item.future.done()
+
+    def _forget(self, ident: int, _future: object = None) -> None:
+        with self._takes_lock:
+            self._takes.pop(ident, None)
+
+    def _noise_key(self, item: Pending[SegmentTask]) -> str:
+        """The key the engine seeds its noise from: the content key, or a variant of it for a retake."""
+        with self._takes_lock:
+            taken = len(self._takes.get(id(item), ()))
+        key = item.payload.key
+        return key if taken == 0 else hashlib.sha256(f"{key}:take{taken + 1}".encode()).hexdigest()
+
+
+@dataclass
+class QualityGate:
+    """How the runner checks each take before it is stored."""
+
+    attempts: int = 3
+    """Takes synthesised at most; after the last the best is kept and its findings are reported."""
+    limits: QualityLimits = DEFAULT_LIMITS
 
 
 def _halves(items: list[Pending[Any]]) -> tuple[list[Pending[Any]], list[Pending[Any]]]:

@@ -59,6 +59,10 @@ class WorkerRuntime:
             log.warning("rejected message: %s", exc)
             self._dead_letter(payload, str(exc), attempts, reason="invalid")
             return {"status": "rejected", "reason": str(exc)}
+        log.debug(
+            "segment received",
+            extra={"job": segment.job, "segment": segment.indexes[0], "key": segment.key, "worker": self.hostname},
+        )
 
         labels = self.identity.labels
         bucket = str(segment.bucket)
@@ -113,6 +117,7 @@ class WorkerRuntime:
 
     def _complete(self, segment: SegmentTask) -> None:
         result = _with_retries(lambda: self.ledger.mark_done(segment.job, segment.indexes), BrokerError)
+        log.debug("segment marked done in the ledger", extra={"job": segment.job, "segment": segment.indexes[0]})
         if not result.known:
             log.warning("job %s is not in the ledger; its segment is stored and a resume will find it", segment.job)
         if result.completed:

@@ -34,7 +34,7 @@ from workers.health import HealthServer, HealthState
 from workers.runner import BatchRunner
 from workers.runtime import WorkerRuntime, install_runtime
 from workers.tasks import register_synthesis
-from workers.telemetry import MetricsObserver, WorkerIdentity
+from workers.telemetry import MetricsObserver, WorkerIdentity, record_warmup
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,8 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
     )
     tuned = warmed.sizes
     metrics.warmup_seconds.labels(**labels).set(time.perf_counter() - started)
-    metrics.info.info({"device": device.name, "engine_version": engine.version, **device.versions})
+    record_warmup(metrics, identity, warmed.records)
+    metrics.info.labels(**labels).info({"device": device.name, "engine_version": engine.version, **device.versions})
     if options.warmup_only:
         log.info("warm-up finished in %.1fs; exiting (--warmup-only)", time.perf_counter() - started)
         engine.close()
@@ -132,7 +133,7 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
         batcher,
         storage,
         time_limit_s=settings.batch_time_limit_s,
-        observer=MetricsObserver(metrics, identity),
+        observer=MetricsObserver(metrics, identity, edges=policy.edges),
         on_fatal=on_fatal,
     )
     app = create_app(settings)
