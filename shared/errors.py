@@ -72,6 +72,10 @@ class EngineError(RetryableError):
     """Synthesis of a batch failed; the batch may be split and retried."""
 
 
+class WorkerFaultError(RetryableError):
+    """This worker, not the segment, failed: hand the segment to another worker without using its retries."""
+
+
 class DeviceOutOfMemoryError(EngineError):
     """The card ran out of memory for this batch; a smaller batch may fit."""
 

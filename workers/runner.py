@@ -29,7 +29,14 @@ from typing import Any
 import numpy as np
 
 from shared.audio import encode_flac
-from shared.errors import DeviceError, DeviceOutOfMemoryError, EngineError, FatalError, VoxfarmError
+from shared.errors import (
+    DeviceError,
+    DeviceOutOfMemoryError,
+    EngineError,
+    FatalError,
+    VoxfarmError,
+    WorkerFaultError,
+)
 from shared.keys import segment_path
 from shared.quality import DEFAULT_LIMITS, QualityLimits, QualityReport, best_take, check_segment, encode_checked_flac
 from shared.schema import SegmentTask
@@ -152,7 +159,7 @@ class BatchRunner:
     def run(self, batch: Batch[SegmentTask]) -> None:
         """Synthesise one batch and queue its uploads; never raises."""
         if self.fatal is not None:
-            self._fail(batch.items, EngineError(f"worker is shutting down after a fatal error: {self.fatal}"))
+            self._fail(batch.items, WorkerFaultError(f"worker is shutting down after a fatal error: {self.fatal}"))
             return
         try:
             output, elapsed = self._synthesize(batch.items, batch.edge)
@@ -170,8 +177,7 @@ class BatchRunner:
             return
         except VoxfarmError as exc:
             if len(batch.items) == 1:
-                self.observer(FailureRecord("poison", 1, str(exc)))
-                self._fail(batch.items, exc)
+                self._blame(batch.items, exc)
                 return
             log.warning("batch of %d failed (%s); splitting to isolate the cause", len(batch.items), exc)
             for half in _halves(batch.items):
@@ -180,8 +186,7 @@ class BatchRunner:
         except Exception as exc:  # noqa: BLE001 - an engine bug must not kill the runner thread
             wrapped = EngineError(f"{type(exc).__name__}: {exc}")
             if len(batch.items) == 1:
-                self.observer(FailureRecord("poison", 1, str(wrapped)))
-                self._fail(batch.items, wrapped)
+                self._blame(batch.items, wrapped)
                 return
             for half in _halves(batch.items):
                 self.run(Batch(batch.edge, half, batch.reason, batch.formed_at))
@@ -207,9 +212,16 @@ class BatchRunner:
         self.observer(record)
         log.debug(
             "batch done",
-            extra={"batch": {"edge": batch.edge, "reason": batch.reason, "size": len(batch.items),
-                             "buckets": [item.payload.bucket for item in batch.items],
-                             "keys": [item.payload.key[:12] for item in batch.items], "seconds": round(elapsed, 4)}},
+            extra={
+                "batch": {
+                    "edge": batch.edge,
+                    "reason": batch.reason,
+                    "size": len(batch.items),
+                    "buckets": [item.payload.bucket for item in batch.items],
+                    "keys": [item.payload.key[:12] for item in batch.items],
+                    "seconds": round(elapsed, 4),
+                }
+            },
         )
         for item, audio in zip(batch.items, output.audio, strict=True):
             log.debug(
@@ -250,12 +262,33 @@ class BatchRunner:
 
     def _fatal(self, items: Sequence[Pending[SegmentTask]], exc: BaseException) -> None:
         self.observer(FailureRecord("device", len(items), str(exc)))
-        self._fail(items, EngineError(f"device failed, retrying elsewhere: {exc}"))
+        self._fail(items, WorkerFaultError(f"device failed, retrying elsewhere: {exc}"))
         if self.fatal is None:
             self.fatal = exc
             self._stop.set()
             self.batcher.close()
             self.on_fatal(exc)
+
+    def _blame(self, items: Sequence[Pending[SegmentTask]], exc: VoxfarmError) -> None:
+        """One segment failed alone: poison, or a broken engine? A known-good canary request decides.
+
+        If the canary fails too, the card or engine is broken: the segment is
+        handed on without using its retries and the worker stops. Otherwise
+        the segment itself is at fault and uses one of its retries.
+        """
+        try:
+            canary = self.engine.canary_request()
+            self.engine.synthesize([canary], max(len(canary.ids), 1))
+        except Exception as canary_exc:  # noqa: BLE001 - any failure of a known-good request condemns the engine
+            log.error(
+                "the canary request failed after segment %s did (%s): the engine is broken",
+                items[0].payload.key[:12],
+                canary_exc,
+            )
+            self._fatal(items, DeviceError(f"engine fails even on a known-good request: {canary_exc}"))
+            return
+        self.observer(FailureRecord("poison", 1, str(exc)))
+        self._fail(items, exc)
 
     def _lower_cap(self, edge: int, size: int) -> None:
         tuned = dict(self.batcher.policy.items_per_edge)

@@ -16,12 +16,14 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import redis
 from celery import Celery, Task
+from celery.exceptions import Reject
 
 from shared.buckets import CONTROL_QUEUE
 from shared.celery_app import ASSEMBLE_TASK
 from shared.dead_letters import push_dead_letter
-from shared.errors import BadInputError, BrokerError, RetryableError, StorageError
+from shared.errors import BadInputError, BrokerError, RetryableError, StorageError, WorkerFaultError
 from shared.keys import segment_path
 from shared.ledger import Ledger
 from shared.metrics import WorkerMetrics
@@ -34,6 +36,9 @@ from workers.telemetry import WorkerIdentity
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+MAX_WORKER_FAULTS = 3
+"""Deliveries of one segment that may end in its worker failing before the segment is called poison."""
 
 
 @dataclass
@@ -71,6 +76,8 @@ class WorkerRuntime:
         except BadInputError as exc:
             self._give_up(segment, str(exc), attempts, reason="bad_input")
             return {"status": "failed", "reason": str(exc)}
+        except WorkerFaultError as exc:
+            return self._hand_on(segment, exc, attempts)
         except (RetryableError, RuntimeError, FutureTimeout) as exc:
             reason = type(exc).__name__
             if attempts > self.settings.max_retries:
@@ -98,6 +105,32 @@ class WorkerRuntime:
         )
         return {"status": stored[1], "key": segment.key}
 
+    def _hand_on(self, segment: SegmentTask, exc: WorkerFaultError, attempts: int) -> dict[str, Any]:
+        """Put the message back for another worker, without using one of the segment's retries.
+
+        A segment whose deliveries keep taking workers down is poison after
+        all: past ``MAX_WORKER_FAULTS`` it is dead-lettered instead, so one
+        hostile input cannot crash the whole fleet in a loop.
+        """
+        counter = f"voxfarm:worker-faults:{segment.key}"
+        try:
+            faults = int(self.ledger.redis.incr(counter))
+            self.ledger.redis.expire(counter, 24 * 3600)
+        except redis.RedisError:
+            faults = 1
+        if faults >= MAX_WORKER_FAULTS:
+            self._give_up(segment, f"took down {faults} workers: {exc}", attempts, reason="crashes_workers")
+            return {"status": "failed", "reason": str(exc)}
+        self.metrics.retries.labels(**self.identity.labels, reason="worker_fault").inc()
+        log.warning(
+            "handing segment %s of %s to another worker: %s",
+            segment.indexes[0],
+            segment.job,
+            exc,
+            extra={"job": segment.job, "segment": segment.indexes[0]},
+        )
+        raise Reject(str(exc), requeue=True) from exc
+
     def _check_route(self, segment: SegmentTask) -> None:
         if segment.engine != self.identity.engine or segment.voice != self.identity.voice:
             raise BadInputError(
@@ -110,7 +143,10 @@ class WorkerRuntime:
             return None, "exists"
         self.metrics.inflight.labels(**self.identity.labels).inc()
         try:
-            future = self.batcher.submit(segment, len(segment.ids), interactive=segment.priority == "interactive")
+            try:
+                future = self.batcher.submit(segment, len(segment.ids), interactive=segment.priority == "interactive")
+            except RuntimeError as exc:  # the batcher closed: this worker is stopping
+                raise WorkerFaultError(f"worker is stopping: {exc}") from exc
             return future.result(timeout=self.settings.batch_time_limit_s * 2 + 60), "rendered"
         finally:
             self.metrics.inflight.labels(**self.identity.labels).dec()

@@ -25,7 +25,7 @@ class EngineRequest:
 
     key: str
     ids: Sequence[int]
-    params: SynthesisParams = SynthesisParams()
+    params: SynthesisParams = field(default_factory=SynthesisParams)
 
 
 @dataclass
@@ -73,5 +73,10 @@ class Engine(ABC):
         """Run every (tokens, batch) shape once so the first real batch pays no compile cost."""
         return []
 
-    def close(self) -> None:
+    def canary_request(self) -> EngineRequest:
+        """A known-good request: if this fails too, the engine or card is broken, not the segment."""
+        pattern = [20, 0, 14, 0, 31, 0, 32, 0, 59, 0, 26, 0, 3, 0]
+        return EngineRequest(key="0" * 64, ids=[1, *pattern, 2])
+
+    def close(self) -> None:  # noqa: B027 - optional hook: most engines hold nothing to release
         """Release the device; called once at worker exit."""
