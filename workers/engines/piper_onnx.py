@@ -81,7 +81,7 @@ class PiperOnnxEngine(Engine):
     def synthesize(self, batch: Sequence[EngineRequest], pad_to: int) -> EngineOutput:
         if not batch:
             return EngineOutput(audio=[])
-        width = max(pad_to, max(len(item.ids) for item in batch))
+        width = max(pad_to, *(len(item.ids) for item in batch))
         ids = np.zeros((len(batch), width), dtype=np.int64)
         lengths = np.zeros((len(batch),), dtype=np.int64)
         for row, item in enumerate(batch):

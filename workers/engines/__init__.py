@@ -1,0 +1,70 @@
+"""Engine registry: build an engine by name, importing its module only then.
+
+The producer and onnxruntime-only workers import this package without
+pulling in PyTorch: ``piper-torch`` (and torch) load only when asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shared.errors import ConfigError, UnknownEngineError
+
+if TYPE_CHECKING:
+    from shared.voices import VoiceFiles
+    from workers.engines.base import Engine
+
+ENGINES: dict[str, tuple[str, str]] = {
+    "piper-onnx": ("workers.engines.piper_onnx", "PiperOnnxEngine"),
+    "piper-torch": ("workers.engines.piper_torch", "PiperTorchEngine"),
+}
+
+#: The engine a worker uses when none is configured, per device family. On
+#: the CPU, onnxruntime was measured faster than the PyTorch port both eager
+#: and compiled, one thread, batch 1 and batched (docs/engines.md,
+#: ``python -m workers.bench_engines``). On accelerators the PyTorch port is
+#: the one engine that runs on every family (onnxruntime has no MLU or
+#: Kunlunxin provider, and its CANN/MIGraphX providers are separate builds).
+DEFAULT_ENGINES: dict[str, str] = {
+    "cpu": "piper-onnx",
+    "cuda": "piper-torch",
+    "dcu": "piper-torch",
+    "npu": "piper-torch",
+    "mlu": "piper-torch",
+    "kunlunxin": "piper-torch",
+}
+
+
+def default_engine_for(family: str) -> str:
+    """The engine to run on a device family when the settings name none."""
+    try:
+        return DEFAULT_ENGINES[family]
+    except KeyError:
+        raise ConfigError(f"unknown device family {family!r}; use one of: {', '.join(DEFAULT_ENGINES)}") from None
+
+
+def create_engine(
+    name: str,
+    voice: VoiceFiles,
+    device: str = "cpu",
+    *,
+    threads: int = 1,
+    cache_dir: Path | None = None,
+    precision: str = "fp32",
+    compile: bool | None = None,
+) -> Engine:
+    """Load ``voice`` with engine ``name`` onto ``device`` (``cpu``, ``cuda:0``, ...)."""
+    try:
+        module_name, class_name = ENGINES[name]
+    except KeyError:
+        raise UnknownEngineError(f"unknown engine {name!r}; choose one of: {', '.join(sorted(ENGINES))}") from None
+    engine_class = getattr(importlib.import_module(module_name), class_name)
+    if name == "piper-onnx":
+        if precision != "fp32" or compile:
+            raise ConfigError("piper-onnx runs the voice as exported (fp32, no compile); use piper-torch for those")
+        engine: Engine = engine_class(voice, device, threads=threads)
+        return engine
+    engine = engine_class(voice, device, threads=threads, cache_dir=cache_dir, precision=precision, compile=compile)
+    return engine

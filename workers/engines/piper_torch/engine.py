@@ -1,0 +1,340 @@
+"""``piper-torch``: Piper voices in PyTorch on any device family, matched to onnxruntime.
+
+A batch runs in two stages with one host sync between them (see ``model``):
+stage A on ``[B, L]`` tokens, then the frame totals pick a frame bucket
+``T``, then stage B on ``[B, C, T]``. Batches are padded up to a batch size
+the engine was warmed up with, so the shapes a worker meets are the shapes
+it compiled; after warm-up, a shape outside that set (an unusually long
+segment, an unusual batch) runs eagerly instead of stalling on a compile.
+Frames beyond the largest bucket round up to a multiple of it: long
+segments are slower, never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from shared.errors import BadInputError, ConfigError, DeviceError, DeviceOutOfMemoryError, EngineError
+from shared.voices import VoiceFiles
+from workers.devices import open_device
+from workers.engines.base import Engine, EngineOutput, EngineRequest, WarmupRecord
+from workers.engines.piper_torch.model import AudioStage, DurationStage, build_stages
+from workers.engines.piper_torch.noise import SegmentNoise
+from workers.engines.piper_torch.onnx_weights import load_voice_weights
+
+log = logging.getLogger(__name__)
+
+#: Frame buckets (1 frame = hop samples, 11.6 ms at 22050 Hz with hop 256): steps of 1.33-1.5x, so
+#: a batch pads at most a third of its frames; the last one is 47 s of audio.
+DEFAULT_FRAME_BUCKETS = (64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
+#: Stage A pads its outputs to this many tokens so stage B compiles per (batch, frames) only.
+TOKEN_CAPACITY = 512
+#: Frames per token seen at length_scale 1 (Piper ids interleave a pad id after every phoneme):
+#: warm-up compiles the frame buckets this range implies for each token bucket.
+FRAMES_PER_TOKEN = (1.0, 4.0)
+#: Stage B's arithmetic. ``tf32`` keeps fp32 tensors but lets CUDA-family matmuls and convolutions
+#: round inputs to TensorFloat-32; ``fp32`` turns that off, so it matches onnxruntime to 1e-4.
+PRECISIONS = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class _Result:
+    """What the two stages produced for one padded batch."""
+
+    audio: np.ndarray
+    frames: list[int]
+    bucket: int
+    encoder_s: float
+    decoder_s: float
+
+
+@dataclass
+class _Prepared:
+    """Host-side inputs of one padded batch."""
+
+    ids: torch.Tensor
+    lengths: torch.Tensor
+    duration_noise: torch.Tensor
+    noise_w: torch.Tensor
+    length_scale: torch.Tensor
+    noise_scale: torch.Tensor
+    noises: list[SegmentNoise | None]
+
+
+class PiperTorchEngine(Engine):
+    """A Piper voice as two (optionally compiled) PyTorch stages on one device."""
+
+    name = "piper-torch"
+    version = "1"
+
+    def __init__(
+        self,
+        voice: VoiceFiles,
+        device: str = "cpu",
+        *,
+        cache_dir: Path | None = None,
+        precision: str = "fp32",
+        compile: bool | None = None,
+        frame_buckets: Sequence[int] = DEFAULT_FRAME_BUCKETS,
+        threads: int = 1,
+        token_capacity: int = TOKEN_CAPACITY,
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {precision!r}; use one of: {', '.join(PRECISIONS)}")
+        if not frame_buckets or list(frame_buckets) != sorted(set(frame_buckets)) or frame_buckets[0] < 1:
+            raise ConfigError(f"frame buckets must be increasing positive integers, got {list(frame_buckets)}")
+        if int(voice.config.get("num_speakers", 1)) > 1:
+            raise BadInputError(f"voice {voice.id} is multi-speaker; piper-torch supports single-speaker voices only")
+        self.backend = open_device(device)
+        self.device = self.backend.device
+        self.precision = precision
+        self.dtype = PRECISIONS[precision]
+        if not self.backend.supports_dtype(self.dtype) or (precision == "tf32" and self.device.type != "cuda"):
+            raise ConfigError(f"{device} does not support {precision}; use fp32")
+        if self.device.type == "cuda":
+            # Process-wide switches; a worker process holds one engine.
+            torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+            torch.backends.cudnn.allow_tf32 = precision == "tf32"
+        if self.device.type == "cpu":
+            torch.set_num_threads(threads)
+        self.voice = voice
+        self.sample_rate = voice.sample_rate
+        self.frame_buckets = tuple(frame_buckets)
+        self.compiled = self.backend.compiles_by_default if compile is None else compile
+        # compile=None lets warm-up drop the compiled graphs where they measure no faster than eager.
+        self._decide_by_measurement = compile is None
+        self.cache_dir = cache_dir
+
+        weights = load_voice_weights(voice.model_path)
+        stage_a, stage_b, self.shape = build_stages(weights, token_capacity)
+        self.hop = self.shape.hop
+        # Durations are rounded up (ceil) from stage A: keep it in fp32 so precision never moves a frame.
+        self._eager_a = stage_a.to(self.device)
+        self._eager_b = stage_b.to(self.device, self.dtype)
+        self._stage_a: Any = self._eager_a
+        self._stage_b: Any = self._eager_b
+        if self.compiled:
+            self._compile()
+        self._warm_a: set[tuple[int, int]] = set()
+        self._warm_b: set[tuple[int, int]] = set()
+
+    @property
+    def stages(self) -> tuple[DurationStage, AudioStage]:
+        """The two eager modules (stage A, stage B), e.g. for ``torch._dynamo.explain``."""
+        return self._eager_a, self._eager_b
+
+    def _compile(self) -> None:
+        if self.cache_dir is not None:
+            self.backend.configure_compile_cache(self.cache_dir)
+
+        def fell_back(exc: BaseException) -> None:
+            log.warning("compiling piper-torch on %s failed; running eagerly: %s", self.device, exc)
+
+        self._stage_a = self.backend.compile(self._eager_a, on_fallback=fell_back)
+        self._stage_b = self.backend.compile(self._eager_b, on_fallback=fell_back)
+
+    # --- synthesis -------------------------------------------------------------------------
+
+    def synthesize(self, batch: Sequence[EngineRequest], pad_to: int) -> EngineOutput:
+        if not batch:
+            return EngineOutput(audio=[])
+        started = time.perf_counter()
+        rows = self._batch_rows(len(batch))
+        prepared = self._prepare(batch, pad_to, rows)
+        prepare_s = time.perf_counter() - started
+        try:
+            with self.backend.errors("synthesis"), torch.inference_mode():
+                result = self._run(prepared, real=len(batch))
+        except (DeviceError, DeviceOutOfMemoryError, BadInputError):
+            raise
+        except Exception as exc:
+            raise EngineError(f"piper-torch failed on a batch of {len(batch)} on {self.device}: {exc}") from exc
+        frames = result.frames
+        return EngineOutput(
+            audio=[np.ascontiguousarray(result.audio[row, : frames[row] * self.hop]) for row in range(len(batch))],
+            stage_seconds={"prepare": prepare_s, "encoder": result.encoder_s, "decoder": result.decoder_s},
+            padded_tokens=rows * prepared.ids.shape[1],
+            useful_tokens=sum(len(item.ids) for item in batch),
+            padded_frames=rows * result.bucket,
+            useful_frames=sum(frames[: len(batch)]),
+        )
+
+    def durations(self, batch: Sequence[EngineRequest], pad_to: int = 0) -> list[int]:
+        """Frames each segment renders to, from stage A alone: for planning buckets without vocoding."""
+        if not batch:
+            return []
+        prepared = self._prepare(batch, pad_to, self._batch_rows(len(batch)))
+        rows, width = prepared.ids.shape
+        stage_a = self._stage_a if not self._warm_a or (rows, width) in self._warm_a else self._eager_a
+        with self.backend.errors("durations"), torch.inference_mode():
+            frames = stage_a(*self._inputs_a(prepared))[3]
+            return [int(count) for count in frames[: len(batch)].cpu()]
+
+    def _batch_rows(self, size: int) -> int:
+        """Pad the batch up to the nearest warmed batch size, so no new shape is met."""
+        warmed = sorted({batch for batch, _ in self._warm_a if batch >= size})
+        return warmed[0] if warmed else size
+
+    def _prepare(self, batch: Sequence[EngineRequest], pad_to: int, rows: int) -> _Prepared:
+        width = max(pad_to, *(len(item.ids) for item in batch))
+        ids = torch.zeros(rows, width, dtype=torch.long)
+        lengths = torch.ones(rows, dtype=torch.long)
+        duration_noise = torch.zeros(rows, 2, width)
+        # Filler rows: one pad token, zero length scale (no frames), no noise.
+        noise_w, length_scale, noise_scale = torch.zeros(rows), torch.zeros(rows), torch.zeros(rows)
+        noises: list[SegmentNoise | None] = [None] * rows
+        for row, item in enumerate(batch):
+            count = len(item.ids)
+            if count == 0:
+                raise BadInputError(f"segment {item.key[:12]} has no tokens")
+            if max(item.ids) >= self.shape.vocabulary or min(item.ids) < 0:
+                raise BadInputError(
+                    f"segment {item.key[:12]} has token ids outside the voice's {self.shape.vocabulary}"
+                )
+            ids[row, :count] = torch.tensor(item.ids, dtype=torch.long)
+            lengths[row] = count
+            noise = SegmentNoise(item.key)
+            duration_noise[row, :, :count] = noise.durations(count)
+            noises[row] = noise
+            noise_w[row] = item.params.noise_w
+            length_scale[row] = item.params.length_scale
+            noise_scale[row] = item.params.noise_scale
+        return _Prepared(ids, lengths, duration_noise, noise_w, length_scale, noise_scale, noises)
+
+    def _run(
+        self, prepared: _Prepared, real: int, frames_bucket: int | None = None, stages: tuple[Any, Any] | None = None
+    ) -> _Result:
+        """Both stages on one padded batch; ``stages`` and ``frames_bucket`` force a path (warm-up)."""
+        rows, width = prepared.ids.shape
+        started = time.perf_counter()
+        if stages is not None:
+            stage_a, stage_b = stages
+        else:
+            stage_a = self._stage_a if not self._warm_a or (rows, width) in self._warm_a else self._eager_a
+        durations, mean, log_scale, frames = stage_a(*self._inputs_a(prepared))
+        frame_counts = [int(f) for f in frames.cpu()]  # the one host sync between the stages
+        encoder_s = time.perf_counter() - started
+
+        started = time.perf_counter()
+        longest = max(frame_counts[:real])
+        # Buckets exist for compiled graphs; an eager engine pads only to the batch's longest item.
+        bucket = frames_bucket or (self.frames_bucket(longest) if self.compiled else longest)
+        noise = torch.zeros(rows, self.shape.prior_channels, bucket)
+        for row, segment_noise in enumerate(prepared.noises):
+            if segment_noise is not None and float(prepared.noise_scale[row]) > 0:
+                count = min(frame_counts[row], bucket)
+                noise[row, :, :count] = segment_noise.latent(frame_counts[row], self.shape.prior_channels)[:, :count]
+        if stages is None:
+            stage_b = self._stage_b if not self._warm_b or (rows, bucket) in self._warm_b else self._eager_b
+        audio = stage_b(*self._inputs_b(durations, mean, log_scale, frames, noise, prepared.noise_scale))
+        host_audio = audio[:real].float().cpu().numpy()
+        return _Result(host_audio, frame_counts, bucket, encoder_s, time.perf_counter() - started)
+
+    def _inputs_a(self, prepared: _Prepared) -> tuple[torch.Tensor, ...]:
+        tensors = (prepared.ids, prepared.lengths, prepared.duration_noise, prepared.noise_w, prepared.length_scale)
+        return tuple(tensor.to(self.device) for tensor in tensors)
+
+    def _inputs_b(  # noqa: PLR0917 - stage B's inputs, in its forward's order
+        self,
+        durations: torch.Tensor,
+        mean: torch.Tensor,
+        log_scale: torch.Tensor,
+        frames: torch.Tensor,
+        noise: torch.Tensor,
+        noise_scale: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        bucket = noise.shape[-1]
+        return (
+            durations,
+            mean.to(self.dtype),
+            log_scale.to(self.dtype),
+            frames.clamp(max=bucket),
+            noise.to(self.device, self.dtype),
+            noise_scale.to(self.device, self.dtype),
+        )
+
+    def stage_inputs(
+        self, tokens: int, batch: int, frames: int
+    ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+        """Inputs of stage A and stage B for a synthetic batch of this shape (for tracing and explain)."""
+        prepared = self._synthetic(tokens, batch)
+        inputs_a = self._inputs_a(prepared)
+        with torch.inference_mode():
+            durations, mean, log_scale, frame_counts = self._eager_a(*inputs_a)
+        noise = torch.zeros(batch, self.shape.prior_channels, frames)
+        return inputs_a, self._inputs_b(durations, mean, log_scale, frame_counts, noise, prepared.noise_scale)
+
+    def frames_bucket(self, frames: int) -> int:
+        """The smallest frame bucket that holds ``frames``; past the largest, a multiple of it."""
+        for bucket in self.frame_buckets:
+            if frames <= bucket:
+                return bucket
+        largest = self.frame_buckets[-1]
+        return math.ceil(frames / largest) * largest
+
+    # --- warm-up ---------------------------------------------------------------------------
+
+    def frame_buckets_for(self, tokens: int) -> list[int]:
+        """The frame buckets a token bucket's batches land in at ordinary speeds (see FRAMES_PER_TOKEN)."""
+        low = self.frames_bucket(max(1, int(tokens / 2 * FRAMES_PER_TOKEN[0])))
+        high = self.frames_bucket(int(tokens * FRAMES_PER_TOKEN[1]))
+        return [bucket for bucket in self.frame_buckets if low <= bucket <= high] or [high]
+
+    def warmup(
+        self, shapes: Iterable[tuple[int, int]], frame_buckets: Sequence[int] | None = None
+    ) -> list[WarmupRecord]:
+        """Compile and run every (tokens, batch, frames) shape; afterwards other shapes run eagerly.
+
+        Compiled engines also time each shape once eagerly. Unless compilation
+        was asked for explicitly, an engine whose compiled graphs are not
+        faster overall on this device switches to eager: a compile that does
+        not pay is not kept.
+        """
+        records: list[WarmupRecord] = []
+        compiled = (self._stage_a, self._stage_b)
+        eager = (self._eager_a, self._eager_b)
+        for tokens, batch in shapes:
+            for frames in frame_buckets or self.frame_buckets_for(tokens):
+                prepared = self._synthetic(tokens, batch)
+                first = self._timed(prepared, frames, compiled)
+                steady = self._timed(prepared, frames, compiled)
+                eager_s = self._timed(prepared, frames, eager) if self.compiled else None
+                records.append(WarmupRecord(tokens, batch, frames, first, steady, eager_s=eager_s))
+                self._warm_a.add((batch, tokens))
+                self._warm_b.add((batch, frames))
+        compiled_s = sum(r.steady_s for r in records)
+        if (
+            self.compiled
+            and self._decide_by_measurement
+            and records
+            and compiled_s >= sum(r.eager_s or 0 for r in records)
+        ):
+            log.info("compiled piper-torch is not faster than eager on %s; running eagerly", self.device)
+            self._stage_a, self._stage_b, self.compiled = self._eager_a, self._eager_b, False
+        return records
+
+    def _synthetic(self, tokens: int, batch: int) -> _Prepared:
+        ids = [*([1] + [14, 0] * tokens)[: tokens - 1], 2]
+        requests = [EngineRequest(key=f"{row + 1:064x}", ids=ids) for row in range(batch)]
+        return self._prepare(requests, tokens, batch)
+
+    def _timed(self, prepared: _Prepared, frames: int, stages: tuple[Any, Any]) -> float:
+        started = time.perf_counter()
+        with self.backend.errors("warm-up"), torch.inference_mode():
+            self._run(prepared, real=prepared.ids.shape[0], frames_bucket=frames, stages=stages)
+            self.backend.synchronize()
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        self._stage_a = self._stage_b = None
+        self._warm_a.clear()
+        self._warm_b.clear()
