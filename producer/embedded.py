@@ -54,12 +54,14 @@ class LocalRedis:
     """A throw-away Redis on 127.0.0.1 that keeps nothing on disk."""
 
     port: int = 0
+    bind: str = "127.0.0.1"
+    """Addresses to listen on (space-separated); loopback unless a test builds a private network."""
     process: subprocess.Popen[bytes] | None = None
     workdir: str = ""
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.bind.split()[0]}:{self.port}/0"
 
     def start(self, timeout_s: float = 15.0) -> None:
         self.port = self.port or free_port()
@@ -69,7 +71,7 @@ class LocalRedis:
             "--port",
             str(self.port),
             "--bind",
-            "127.0.0.1",
+            *self.bind.split(),
             "--save",
             "",
             "--appendonly",
@@ -90,7 +92,7 @@ class LocalRedis:
                 err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
                 raise FatalError(f"local Redis exited at start: {err.strip()[:300]}")
             try:
-                redis.Redis(port=self.port, socket_connect_timeout=0.5).ping()
+                redis.Redis(host=self.bind.split()[0], port=self.port, socket_connect_timeout=0.5).ping()
                 return
             except redis.RedisError:
                 time.sleep(0.05)
