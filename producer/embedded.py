@@ -79,7 +79,8 @@ class LocalRedis:
             "--dir",
             self.workdir,
             "--protected-mode",
-            "yes",
+            # Protected mode refuses every non-loopback client; a test's private link needs them.
+            "yes" if all(a in ("127.0.0.1", "::1") for a in self.bind.split()) else "no",
             "--loglevel",
             "warning",
         ]

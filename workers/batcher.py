@@ -153,6 +153,17 @@ class Batcher(Generic[T]):
             self._draining = True
             self._cond.notify_all()
 
+    def take_all(self) -> list[Pending[T]]:
+        """Remove and return everything waiting (a worker giving its items back before it stops)."""
+        with self._cond:
+            items = list(self._interactive)
+            self._interactive.clear()
+            for queue in self._buckets.values():
+                items.extend(queue)
+                queue.clear()
+            self._cond.notify_all()
+            return items
+
     def pending_count(self) -> int:
         with self._cond:
             return self.pending_count_locked()

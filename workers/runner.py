@@ -267,6 +267,7 @@ class BatchRunner:
             self.fatal = exc
             self._stop.set()
             self.batcher.close()
+            self._fail(self.batcher.take_all(), WorkerFaultError(f"worker is stopping after a fatal error: {exc}"))
             self.on_fatal(exc)
 
     def _blame(self, items: Sequence[Pending[SegmentTask]], exc: VoxfarmError) -> None:

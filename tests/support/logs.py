@@ -11,8 +11,8 @@ JSON_LOGS = {"VOXFARM_LOG_FORMAT": "json"}
 
 def records(text: str) -> list[dict[str, Any]]:
     found = []
-    for line in text.splitlines():
-        line = line.strip()
+    for raw in text.splitlines():
+        line = raw.strip()
         if not line.startswith("{"):
             continue
         try:
@@ -24,8 +24,12 @@ def records(text: str) -> list[dict[str, Any]]:
 
 def stored_keys(texts: Iterable[str], status: str = "rendered") -> list[str]:
     """Content keys of segments a worker synthesised and stored, one entry per store."""
-    return [r["key"] for text in texts for r in records(text) if r.get("msg") == "segment stored"
-            and r.get("status") == status]
+    return [
+        r["key"]
+        for text in texts
+        for r in records(text)
+        if r.get("msg") == "segment stored" and r.get("status") == status
+    ]
 
 
 def batches(text: str) -> list[dict[str, Any]]:

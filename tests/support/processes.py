@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,11 +67,18 @@ class FarmProcesses:
         return {**os.environ, **self.env, **extra}
 
     def start(
-        self, name: str, args: list[str], extra_env: Mapping[str, str] = {}, ready_file: Path | None = None
+        self,
+        name: str,
+        args: list[str],
+        extra_env: Mapping[str, str] = {},
+        ready_file: Path | None = None,
+        wrap: Callable[[list[str]], list[str]] | None = None,
     ) -> VoxfarmProcess:
+        """Start ``voxfarm ARGS``; ``wrap`` prefixes the command line (e.g. to run it in another namespace)."""
         log_path = self.workdir / f"{name}-{len(self.started)}.log"
+        command = [sys.executable, "-m", "producer.cli", *args]
         process = subprocess.Popen(
-            [sys.executable, "-m", "producer.cli", *args],
+            wrap(command) if wrap else command,
             env=self._env(extra_env),
             stdout=log_path.open("wb"),
             stderr=subprocess.STDOUT,
@@ -88,6 +95,7 @@ class FarmProcesses:
         extra_env: Mapping[str, str] = {},
         wait: bool = True,
         name: str | None = None,
+        wrap: Callable[[list[str]], list[str]] | None = None,
     ) -> VoxfarmProcess:
         label = name or f"worker-{device.replace(':', '')}-{len(self.started)}"
         ready = self.workdir / f"{label}.ready"
@@ -107,6 +115,7 @@ class FarmProcesses:
             ],
             extra_env,
             ready,
+            wrap,
         )
         if wait:
             proc.wait_ready()

@@ -86,13 +86,14 @@ def start_redis() -> RedisService:
 class SeaweedS3:
     """A SeaweedFS server with S3 on a free loopback port; stopped by the PID we started."""
 
+    ip: str = "127.0.0.1"
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="voxfarm-s3-")))
     process: subprocess.Popen[bytes] | None = None
     ports: dict[str, int] = field(default_factory=dict)
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.ports['s3']}"
+        return f"http://{self.ip}:{self.ports['s3']}"
 
     def start(self, timeout_s: float = 60.0) -> None:
         weed = shutil.which("weed")
@@ -104,8 +105,8 @@ class SeaweedS3:
             weed,
             "mini",
             f"-dir={self.workdir / 'data'}",
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
+            f"-ip={self.ip}",
+            f"-ip.bind={self.ip}",
             "-master.telemetry=false",
             "-webdav=false",
             f"-master.port={self.ports['master']}",

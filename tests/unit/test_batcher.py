@@ -194,3 +194,13 @@ def test_items_left_behind_become_the_anchor_of_the_next_batch() -> None:
     second = batcher.next_batch(timeout=0)
     assert first is not None and second is not None
     assert first.payloads == ["a", "b"] and second.payloads[0] == "odd"
+
+
+def test_take_all_empties_every_bucket_and_the_interactive_lane() -> None:
+    batcher, _ = make()
+    batcher.submit("a", 20)
+    batcher.submit("b", 300)
+    batcher.submit("c", 20, interactive=True)
+    taken = batcher.take_all()
+    assert sorted(item.payload for item in taken) == ["a", "b", "c"]
+    assert batcher.pending_count() == 0

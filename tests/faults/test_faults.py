@@ -1,0 +1,280 @@
+"""Faults injected into a real render: killed workers, a lost broker, a storage outage, poison,
+a broken engine, racing workers and a network partition. Nothing may be lost or stored twice.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from producer.embedded import LocalRedis
+from producer.ingest import load_book
+from producer.planner import PlanOptions, default_params, plan_book
+from producer.submit import enqueue_segments, group_by_key
+from shared.buckets import BucketPolicy, queue_name
+from shared.celery_app import create_app
+from shared.dead_letters import list_dead_letters
+from shared.keys import plan_path, segment_path
+from shared.ledger import Ledger
+from shared.schema import JobPlan, SegmentTask
+from shared.settings import load_settings
+from shared.voices import VoiceRegistry
+from tests.faults.conftest import (
+    FAST,
+    Reference,
+    assert_complete_and_identical,
+    storage_for,
+    submit,
+    wait_done_at_least,
+    write_fault_book,
+)
+from tests.support.broken_voice import write_broken_voice, write_good_voice
+from tests.support.logs import stored_keys
+from tests.support.netns import Host
+from tests.support.processes import FarmProcesses, wait_for_state
+from tests.support.raw_messages import celery_body, envelope, push
+from tests.support.services import SeaweedS3
+
+pytestmark = pytest.mark.timeout(420)
+
+
+def test_sigkill_of_a_worker_mid_batch(
+    farm: FarmProcesses, farm_env: dict[str, str], reference: Reference, tmp_path: Path
+) -> None:
+    first = farm.worker("cpu:0", extra_env=FAST, name="killed")
+    job = submit(farm, write_fault_book(tmp_path), env=FAST)
+    wait_done_at_least(farm_env["VOXFARM_REDIS_URL"], job, 3)
+    first.signal(signal.SIGKILL)
+    first.process.wait(10)
+
+    time.sleep(6)  # past the visibility timeout: the next worker restores what the killed one held
+    second = farm.worker("cpu:0", extra_env=FAST, name="survivor")
+    farm.control(extra_env=FAST)
+
+    assert_complete_and_identical(storage_for(farm_env), farm_env["VOXFARM_REDIS_URL"], job, reference)
+    rendered = stored_keys([first.log(), second.log()])
+    assert len(rendered) == len(set(rendered)) == reference.segments
+
+
+def test_sigterm_of_a_worker_mid_batch_drains_it(
+    farm: FarmProcesses, farm_env: dict[str, str], reference: Reference, tmp_path: Path
+) -> None:
+    first = farm.worker("cpu:0", extra_env=FAST, name="drained")
+    job = submit(farm, write_fault_book(tmp_path), env=FAST)
+    wait_done_at_least(farm_env["VOXFARM_REDIS_URL"], job, 3)
+    first.signal(signal.SIGTERM)
+    assert first.process.wait(60) == 0, first.log()[-3000:]
+    done_at_exit = Ledger(redis.Redis.from_url(farm_env["VOXFARM_REDIS_URL"])).status(job).done
+
+    second = farm.worker("cpu:0", extra_env=FAST, name="successor")
+    farm.control(extra_env=FAST)
+
+    assert_complete_and_identical(storage_for(farm_env), farm_env["VOXFARM_REDIS_URL"], job, reference)
+    drained = stored_keys([first.log()])
+    assert len(drained) == done_at_exit, "the drained worker left a segment half-done"
+    assert not set(drained) & set(stored_keys([second.log()])), "a drained segment was rendered again"
+
+
+@pytest.fixture
+def private_redis() -> Iterator[LocalRedis]:
+    server = LocalRedis()
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_redis_restarted_with_its_data_lost_mid_job(
+    farm: FarmProcesses, farm_env: dict[str, str], reference: Reference, private_redis: LocalRedis, tmp_path: Path
+) -> None:
+    env = {**FAST, "VOXFARM_REDIS_URL": private_redis.url}
+    farm.worker("cpu:0", extra_env=env)
+    farm.worker("cpu:1", extra_env=env)
+    farm.control(extra_env=env)
+    job = submit(farm, write_fault_book(tmp_path), env=env)
+    wait_done_at_least(private_redis.url, job, 3)
+
+    private_redis.stop()  # queues, in-flight messages and the ledger are gone
+    time.sleep(2)
+    private_redis.start()
+
+    assert_complete_and_identical(storage_for(farm_env), private_redis.url, job, reference)
+
+
+def test_s3_stopped_for_20_seconds_mid_job(
+    farm: FarmProcesses, farm_env: dict[str, str], reference: Reference, s3_server: SeaweedS3, tmp_path: Path
+) -> None:
+    farm.worker("cpu:0", extra_env=FAST)
+    farm.control(extra_env=FAST)
+    job = submit(farm, write_fault_book(tmp_path), env=FAST)
+    wait_done_at_least(farm_env["VOXFARM_REDIS_URL"], job, 3)
+
+    s3_server.pause()
+    try:
+        time.sleep(20)
+    finally:
+        s3_server.resume()
+
+    assert_complete_and_identical(storage_for(farm_env), farm_env["VOXFARM_REDIS_URL"], job, reference)
+
+
+def test_a_poison_segment_in_a_batch_is_isolated_and_reported(
+    farm: FarmProcesses, farm_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {
+        **FAST,
+        "VOXFARM_BATCH_TUNING": "off",
+        "VOXFARM_MAX_BATCH_ITEMS": "4",
+        "VOXFARM_MAX_WAIT_MS": "300",
+        "VOXFARM_MAX_RETRIES": "1",
+    }
+    worker = farm.worker("cpu:0", extra_env=env, extra_args=["--concurrency", "16"])
+    broker = redis.Redis.from_url(farm_env["VOXFARM_REDIS_URL"])
+    settings = load_settings(redis_url=farm_env["VOXFARM_REDIS_URL"])
+    voice = VoiceRegistry().resolve("en_US-joe-medium")
+    params = default_params(voice).model_copy(update={"noise_scale": 0.0, "noise_w": 0.0})
+    plan = plan_book(
+        load_book(write_fault_book(tmp_path)),
+        PlanOptions("piper-onnx", voice, params, BucketPolicy.from_edges(settings.bucket_edges)),
+    )
+    storage = storage_for(farm_env)
+    storage.put_bytes(plan_path(plan.job), plan.model_dump_json().encode())
+    ledger = Ledger(broker)
+    ledger.create_job(plan.job, total=plan.segments_total, reused=[], meta={"title": plan.title})
+    groups = list(group_by_key(plan.segments).values())
+    poison = groups[5][0]
+    healthy = [g for g in groups if g[0].index != poison.index]
+    enqueue_segments(plan, healthy, app=create_app(settings), ledger=ledger)
+    bad = SegmentTask(
+        job=plan.job,
+        indexes=[poison.index],
+        chapter=0,
+        text=poison.text,
+        ids=[1, 0, 60000, *poison.ids[3:]],
+        voice=plan.voice,
+        engine=plan.engine,
+        params=plan.params,
+        key=poison.key,
+        bucket=poison.bucket,
+        enqueued_at=time.time(),
+    )
+    queue = queue_name(plan.model, poison.bucket)
+    push(broker, queue, envelope(celery_body({"segment": bad.model_dump(mode="json")}), queue=queue))
+
+    assert wait_for_state(farm_env["VOXFARM_REDIS_URL"], plan.job, {"failed"}, 240) == "failed"
+    status = ledger.status(plan.job)
+    assert set(status.failed) == {poison.index}
+    assert status.done == plan.segments_total - 1
+    assert {s.index for s in plan.segments if storage.exists(segment_path(plan.voice, s.key))} == {
+        s.index for s in plan.segments
+    } - {poison.index}
+    assert [entry["segment"]["key"] for entry in list_dead_letters(broker)] == [poison.key]
+    assert "splitting to isolate" in worker.log(), "the poison segment never shared a batch"
+
+
+def test_a_worker_whose_engine_fails_on_every_call_hands_its_work_on(
+    farm: FarmProcesses, farm_env: dict[str, str], reference: Reference, tmp_path: Path
+) -> None:
+    voice = "en_US-drill-medium"
+    good = {**FAST, "VOXFARM_VOICES_DIR": str(write_good_voice(tmp_path / "good", voice))}
+    bad = {**FAST, "VOXFARM_VOICES_DIR": str(write_broken_voice(tmp_path / "bad", voice))}
+    broken = farm.start(
+        "broken-pool",
+        ["pool", "--devices", "cpu:1", "--voice", voice, "--health-port", "0", "--metrics-port", "0"],
+        extra_env=bad,
+    )
+    time.sleep(8)  # let the broken worker warm up and start taking messages first
+    job = submit(farm, write_fault_book(tmp_path), "--voice", voice, env=good)
+    time.sleep(3)
+    farm.worker("cpu:0", extra_env=good, extra_args=["--voice", voice])
+    farm.control(extra_env=good)
+
+    assert_complete_and_identical(storage_for(farm_env), farm_env["VOXFARM_REDIS_URL"], job, reference)
+    broker = redis.Redis.from_url(farm_env["VOXFARM_REDIS_URL"])
+    assert list_dead_letters(broker) == [], "a segment was blamed for the broken engine"
+    log = broken.log()
+    assert "engine is broken" in log and "handing segment" in log
+    assert "restarting in" in log, "the broken worker did not exit for its supervisor to restart"
+
+
+def test_two_workers_racing_on_the_same_segments(
+    farm: FarmProcesses, farm_env: dict[str, str], reference: Reference, tmp_path: Path
+) -> None:
+    farm.worker("cpu:0", extra_env=FAST)
+    farm.worker("cpu:1", extra_env=FAST)
+    farm.control(extra_env=FAST)
+    broker = redis.Redis.from_url(farm_env["VOXFARM_REDIS_URL"])
+    job = submit(farm, write_fault_book(tmp_path), env=FAST)
+    # Every segment enqueued a second time: two deliveries of each, racing on two workers.
+    storage = storage_for(farm_env)
+    plan = JobPlan.model_validate_json(storage.get_bytes(plan_path(job)))
+    enqueue_segments(
+        plan,
+        list(group_by_key(plan.segments).values()),
+        app=create_app(load_settings(redis_url=farm_env["VOXFARM_REDIS_URL"])),
+        ledger=Ledger(broker),
+    )
+
+    assert_complete_and_identical(storage, farm_env["VOXFARM_REDIS_URL"], job, reference)
+
+
+@pytest.fixture
+def partitioned() -> Iterator[Host]:
+    host = Host()
+    host.create()
+    yield host
+    host.destroy()
+
+
+def test_a_worker_host_cut_off_mid_batch_and_reconnected_after_redelivery(
+    farm: FarmProcesses, reference: Reference, partitioned: Host, tmp_path: Path
+) -> None:
+    # Servers listen on the root end of the private link, where both "hosts" reach them.
+    address = partitioned.root_address
+    broker = LocalRedis(bind=f"{address} 127.0.0.1")
+    broker.start()
+    s3 = SeaweedS3(ip=address)
+    s3.start()
+    try:
+        env = {
+            **FAST,
+            "VOXFARM_REDIS_URL": broker.url,
+            "VOXFARM_STORAGE_URL": f"s3://{s3.new_bucket()}/farm",
+            "VOXFARM_S3_ENDPOINT_URL": s3.endpoint,
+            "VOXFARM_MAX_WAIT_MS": "20",
+        }
+        remote = farm.worker("cpu:0", extra_env=env, name="remote", wrap=partitioned.command)
+        job = submit(farm, write_fault_book(tmp_path), env=env)
+        wait_done_at_least(broker.url, job, 2)
+        partitioned.cut()
+        held = redis.Redis.from_url(broker.url).hlen("unacked")
+        assert held >= 1, "the remote worker held nothing when the link was cut"
+
+        time.sleep(6)  # past the visibility timeout: its messages go to the next worker
+        local = farm.worker("cpu:1", extra_env=env, name="local")
+        farm.control(extra_env=env)
+        assert wait_for_state(broker.url, job, {"done"}, 240) == "done"
+        assert remote.alive(), "the cut-off worker died"
+
+        finished_before_heal = len(stored_keys([remote.log()], status="rendered"))
+        partitioned.heal()
+        deadline = time.monotonic() + 180
+        while len(stored_keys([remote.log()], status="rendered")) <= finished_before_heal:
+            assert time.monotonic() < deadline, "the cut-off worker never finished the batch it held"
+            time.sleep(0.5)
+        assert remote.alive()
+
+        storage = storage_for(env)
+        assert_complete_and_identical(storage, broker.url, job, reference)
+        plan = JobPlan.model_validate_json(storage.get_bytes(plan_path(job)))
+        assert set(stored_keys([remote.log(), local.log()])) == {s.key for s in plan.segments}
+    finally:
+        farm.stop_all()
+        s3.stop()
+        broker.stop()
+        subprocess.run(["ip", "link", "del", partitioned.host_side], check=False, capture_output=True)
