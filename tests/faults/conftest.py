@@ -116,9 +116,7 @@ def storage_for(env: dict[str, str]) -> Storage:
 
 
 @pytest.fixture(scope="module")
-def reference(
-    redis_service: RedisService, s3_server: SeaweedS3, tmp_path_factory: pytest.TempPathFactory
-) -> Reference:
+def reference(redis_service: RedisService, s3_server: SeaweedS3, tmp_path_factory: pytest.TempPathFactory) -> Reference:
     """The same book rendered with no fault, in its own bucket."""
     workdir = tmp_path_factory.mktemp("reference")
     redis_service.flush()
