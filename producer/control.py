@@ -99,7 +99,7 @@ def build_control(settings: Settings) -> tuple[Celery, ControlRuntime]:
         settings.effective_storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
     )
     storage.check()
-    ledger = Ledger.from_url(settings.broker_url)
+    ledger = Ledger.from_settings(settings)
     ledger.ping()
     runtime = ControlRuntime(settings, storage, ledger)
     app = create_app(settings)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -56,20 +57,43 @@ class LocalRedis:
     port: int = 0
     bind: str = "127.0.0.1"
     """Addresses to listen on (space-separated); loopback unless a test builds a private network."""
+    password: str | None = None
+    """AUTH password; the embedded farm sets a random one so other local users cannot reach the run's queues."""
+    tls: tuple[Path, Path, Path] | None = None
+    """(certificate, key, CA) to serve TLS only (rediss://) instead of plain TCP."""
     process: subprocess.Popen[bytes] | None = None
     workdir: str = ""
 
     @property
     def url(self) -> str:
-        return f"redis://{self.bind.split()[0]}:{self.port}/0"
+        scheme = "rediss" if self.tls else "redis"
+        auth = f":{self.password}@" if self.password else ""
+        return f"{scheme}://{auth}{self.bind.split()[0]}:{self.port}/0"
+
+    def _connection_args(self) -> list[str]:
+        args = ["--port", "0", "--tls-port", str(self.port)] if self.tls else ["--port", str(self.port)]
+        if self.tls:
+            cert, key, ca = self.tls
+            args += [
+                "--tls-cert-file",
+                str(cert),
+                "--tls-key-file",
+                str(key),
+                "--tls-ca-cert-file",
+                str(ca),
+                "--tls-auth-clients",
+                "no",
+            ]
+        if self.password:
+            args += ["--requirepass", self.password]
+        return args
 
     def start(self, timeout_s: float = 15.0) -> None:
         self.port = self.port or free_port()
         self.workdir = tempfile.mkdtemp(prefix="voxfarm-redis-")
         args = [
             redis_server_binary(),
-            "--port",
-            str(self.port),
+            *self._connection_args(),
             "--bind",
             *self.bind.split(),
             "--save",
@@ -93,7 +117,8 @@ class LocalRedis:
                 err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
                 raise FatalError(f"local Redis exited at start: {err.strip()[:300]}")
             try:
-                redis.Redis(host=self.bind.split()[0], port=self.port, socket_connect_timeout=0.5).ping()
+                tls = {"ssl_ca_certs": str(self.tls[2])} if self.tls else {}
+                redis.Redis.from_url(self.url, socket_connect_timeout=0.5, **tls).ping()
                 return
             except redis.RedisError:
                 time.sleep(0.05)
@@ -185,7 +210,7 @@ def local_farm(
     extra_env: Mapping[str, str] = {},
 ) -> Iterator[tuple[str, LocalFarm]]:
     """Yield (redis_url, farm); everything started here is stopped on exit, Ctrl-C included."""
-    redis = LocalRedis()
+    redis = LocalRedis(password=secrets.token_urlsafe(24))
     farm: LocalFarm | None = None
     previous = signal.getsignal(signal.SIGTERM)
 

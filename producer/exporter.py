@@ -325,7 +325,11 @@ def register_exporter(
     """Add the control-plane collector, reading the broker's Redis, to ``registry``."""
     # One quick retry: a scrape must answer within Prometheus's scrape timeout even when Redis is gone.
     client = redis.Redis.from_url(
-        settings.broker_url, socket_connect_timeout=2, socket_timeout=5, retry=Retry(NoBackoff(), 1)
+        settings.broker_url,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        retry=Retry(NoBackoff(), 1),
+        **settings.redis_ssl_options,
     )
     collector = ControlPlaneCollector(RedisReader(client, known=configured_queues(settings)), cache_s=cache_s)
     registry.register(collector)

@@ -57,5 +57,9 @@ def create_app(settings: Settings) -> Celery:
     if settings.broker_url.startswith("rediss://"):
         import ssl
 
-        app.conf.broker_use_ssl = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+        # kombu would connect without checking the certificate unless told to.
+        tls: dict[str, Any] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+        if settings.redis_tls_ca_file is not None:
+            tls["ssl_ca_certs"] = str(settings.redis_tls_ca_file)
+        app.conf.broker_use_ssl = tls
     return app

@@ -31,6 +31,7 @@ import redis
 
 from shared.errors import BrokerError, NotFoundError
 from shared.names import check_job_id
+from shared.settings import Settings
 
 KEY_PREFIX = "voxfarm"
 JOBS_KEY = f"{KEY_PREFIX}:jobs"
@@ -167,8 +168,15 @@ class Ledger:
         self._record_quality = client.register_script(_RECORD_QUALITY)
 
     @classmethod
-    def from_url(cls, url: str) -> Ledger:
-        return cls(redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30))
+    def from_url(cls, url: str, **options: Any) -> Ledger:
+        return cls(
+            redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30, **options)
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Ledger:
+        """The ledger on the configured Redis, with its password and TLS settings."""
+        return cls.from_url(settings.broker_url, **settings.redis_ssl_options)
 
     def ping(self) -> None:
         try:

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         default=None,
         description="Password for Redis AUTH, kept out of the URL (e.g. from a Kubernetes Secret).",
     )
+    redis_tls_ca_file: Path | None = Field(
+        default=None,
+        description="CA bundle that verifies a rediss:// server's certificate (unset: the system's CAs). "
+        "Certificates are always verified.",
+    )
     storage_url: str | None = Field(
         default=None,
         description="Where segments, plans and books are stored: s3://bucket/prefix or "
@@ -85,6 +90,11 @@ class Settings(BaseSettings):
     s3_region: str = Field(default="us-east-1", description="S3 region name sent to the endpoint.")
     voices_dir: Path | None = Field(
         default=None, description="Extra Piper voices (<id>.onnx + <id>.onnx.json) beside the default."
+    )
+    models_dir: Path | None = Field(
+        default=None,
+        description="Local Qwen3-TTS checkpoints, one folder per model name (<dir>/<name>/config.json ...); "
+        "looked up before models/<name>/ in storage.",
     )
 
     # --- what to render ----------------------------------------------------
@@ -223,6 +233,16 @@ class Settings(BaseSettings):
         user = quote(parsed.username or "", safe="")
         secret = quote(self.redis_password.get_secret_value(), safe="")
         return urlunsplit(parsed._replace(netloc=f"{user}:{secret}@{parsed.hostname}:{parsed.port or 6379}"))
+
+    @property
+    def redis_ssl_options(self) -> dict[str, Any]:
+        """redis-py keyword arguments for a rediss:// URL: verify the server, against our CA if one is set."""
+        if not self.broker_url.startswith("rediss://"):
+            return {}
+        options: dict[str, Any] = {"ssl_cert_reqs": "required"}
+        if self.redis_tls_ca_file is not None:
+            options["ssl_ca_certs"] = str(self.redis_tls_ca_file)
+        return options
 
     @property
     def submit_engine(self) -> str:
