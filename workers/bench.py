@@ -146,7 +146,7 @@ def measure_frames(voice: VoiceFiles, ids: Sequence[Sequence[int]], params: Any)
 
 
 def batch_sweep(engine: Engine, edges: Sequence[int], sizes: Sequence[int], min_seconds: float) -> list[dict[str, Any]]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for edge in edges:
         for size in sizes:
             batch = [synthetic_request(edge)] * size
