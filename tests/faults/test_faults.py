@@ -29,6 +29,7 @@ from tests.faults.conftest import (
     FAST,
     Reference,
     assert_complete_and_identical,
+    record,
     storage_for,
     submit,
     wait_done_at_least,
@@ -168,6 +169,15 @@ def test_a_poison_segment_in_a_batch_is_isolated_and_reported(
 
     assert wait_for_state(farm_env["VOXFARM_REDIS_URL"], plan.job, {"failed"}, 240) == "failed"
     status = ledger.status(plan.job)
+    stored = {path for path in storage.list("segments")}
+    expected = {segment_path(plan.voice, s.key) for s in plan.segments if s.index != poison.index}
+    record(
+        segments=len(expected),
+        lost=len(expected - stored),
+        extra=len(stored - expected),
+        identical=None,
+        reported=sorted(status.failed),
+    )
     assert set(status.failed) == {poison.index}
     assert status.done == plan.segments_total - 1
     assert {s.index for s in plan.segments if storage.exists(segment_path(plan.voice, s.key))} == {
