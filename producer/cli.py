@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run one worker pinned to one device")
     worker.add_argument("--device", default="cpu", help="cpu, cpu:N, cuda:N, npu:N, dcu:N, mlu:N, xpu:N")
     worker.add_argument("--engine")
-    worker.add_argument("--voice")
+    worker.add_argument("--voice", help="the voice to serve (qwen3-tts: any voice of the checkpoint to serve)")
+    worker.add_argument("--model", help="qwen3-tts: the checkpoint to serve (default: the --voice's checkpoint)")
     worker.add_argument("--metrics-port", type=int, help="port for /metrics, /healthz, /readyz (0 = any free port)")
     worker.add_argument("--ready-file", type=Path, help="file created once warm-up has finished")
     worker.add_argument("--hostname", help="Celery hostname (default: voxfarm-<family><card>-<pid>@<host>)")
@@ -111,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     control.add_argument("--concurrency", type=int, default=2)
     control.add_argument("--metrics-port", type=int, default=9400, help="metrics port (0 = any free port, -1 = off)")
 
-    sub.add_parser("voices", help="list the voices this installation can use")
+    from producer.qwen_voices import add_voice_parsers
+
+    add_voice_parsers(sub)
 
     bench = sub.add_parser("bench", help="padding efficiency, batch sweep and end-to-end speed on this machine")
     bench.add_argument("--book", type=Path, help="book for the end-to-end run (default: the bundled sample)")
@@ -159,6 +162,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "pool": commands.pool,
         "bench": commands.bench,
         "voices": commands.voices,
+        "models": commands.models,
     }
     return int(handlers[args.command](args, settings) or 0)
 

@@ -40,18 +40,30 @@ def _plan_with_cover(
     args: argparse.Namespace, settings: Settings, storage: Storage | None
 ) -> tuple[JobPlan, bytes | None]:
     """The job plan and the book's cover image, which submit stores where the plan says."""
-    from producer.assemble import assembly_options
-    from producer.ingest import load_book
-    from shared.frontend.lexicon import Lexicon
+    from dataclasses import replace
 
-    engine = args.engine or settings.submit_engine
+    from producer.assemble import assembly_options
+    from producer.ingest import load_book, select_chapters
+    from producer.qwen_voices import find_qwen_voice
+    from producer.voice_sidecar import apply_sidecar
+    from shared.frontend.lexicon import Lexicon
+    from shared.qwen.voices import ResolvedVoice
+    from shared.voices import VoiceFiles
+
+    voice_id = args.voice or settings.voice
+    qwen = find_qwen_voice(voice_id, args.engine or settings.engine, settings, storage)
+    engine = qwen.spec.engine if qwen else args.engine or settings.submit_engine
     engine_spec(engine)
-    voice = VoiceRegistry(settings.voices_dir, storage, settings.effective_cache_dir).resolve(
-        args.voice or settings.voice
-    )
-    book = load_book(
-        args.book, chapters=args.chapters, include_matter=args.include_matter, max_bytes=settings.max_source_bytes
-    )
+    voice: VoiceFiles | ResolvedVoice | None = None
+    if qwen is None:
+        voice = VoiceRegistry(settings.voices_dir, storage, settings.effective_cache_dir).resolve(voice_id)
+    book = load_book(args.book, include_matter=args.include_matter, max_bytes=settings.max_source_bytes)
+    book = apply_sidecar(book, args.book)
+    if args.chapters is not None:
+        book = replace(book, chapters=select_chapters(book.chapters, args.chapters))
+    if qwen is not None:
+        voice = qwen.resolve(book.language)
+    assert voice is not None
     params = default_params(voice)
     overrides = {
         "length_scale": args.length_scale,
@@ -106,7 +118,7 @@ def _submit(args: argparse.Namespace, settings: Settings, storage: Storage, ledg
 
 def submit(args: argparse.Namespace, settings: Settings) -> int:
     storage = _storage(settings)
-    ledger = Ledger.from_url(settings.broker_url)
+    ledger = Ledger.from_settings(settings)
     ledger.ping()
     result = _submit(args, settings, storage, ledger)
     if args.json:
@@ -124,13 +136,12 @@ def render(args: argparse.Namespace, settings: Settings) -> int:
     """Render into a folder: on the configured cluster, or on an embedded one."""
     if settings.redis_url:
         storage = _storage(settings)
-        ledger = Ledger.from_url(settings.broker_url)
+        ledger = Ledger.from_settings(settings)
         ledger.ping()
         return _render_on(args, settings, storage, ledger)
     from producer.embedded import local_farm
 
     storage = _storage(settings)
-    engine = args.engine or settings.submit_engine
     voice = args.voice or settings.voice
     # Plan before starting anything: bad input fails in a second, not after the farm starts.
     job_plan, cover = _plan_with_cover(args, settings, storage)
@@ -139,7 +150,7 @@ def render(args: argparse.Namespace, settings: Settings) -> int:
         f"{len(job_plan.chapters)} chapters, on a local farm",
         file=sys.stderr,
     )
-    with local_farm(workers=args.workers, engine=engine, voice=voice) as (redis_url, farm):
+    with local_farm(workers=args.workers, engine=job_plan.engine, voice=voice) as (redis_url, farm):
         local = settings.model_copy(update={"redis_url": redis_url})
         ledger = Ledger.from_url(redis_url)
         return _render_on(args, local, storage, ledger, job_plan=job_plan, cover=cover, alive=farm.check_alive)
@@ -190,7 +201,7 @@ def resume(args: argparse.Namespace, settings: Settings) -> int:
     from producer.resume import resume_job
 
     storage = _storage(settings)
-    ledger = Ledger.from_url(settings.broker_url)
+    ledger = Ledger.from_settings(settings)
     ledger.ping()
     result = resume_job(
         args.job, storage=storage, ledger=ledger, app=create_app(settings), settings=settings, force=args.force
@@ -214,7 +225,7 @@ def download(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def status(args: argparse.Namespace, settings: Settings) -> int:
-    ledger = Ledger.from_url(settings.broker_url)
+    ledger = Ledger.from_settings(settings)
     current = ledger.status(args.job)
     if args.json:
         print_json(current.as_dict())
@@ -224,7 +235,7 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def jobs(args: argparse.Namespace, settings: Settings) -> int:
-    ledger = Ledger.from_url(settings.broker_url)
+    ledger = Ledger.from_settings(settings)
     ledger.ping()
     found = []
     for job in ledger.jobs():
@@ -242,7 +253,7 @@ def jobs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def watch_job(args: argparse.Namespace, settings: Settings) -> int:
-    ledger = Ledger.from_url(settings.broker_url)
+    ledger = Ledger.from_settings(settings)
     final = watch(ledger, args.job, timeout_s=args.timeout, show=True)
     print(describe(final))
     return 0 if final.state == JobState.DONE else 1
@@ -255,6 +266,7 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
         device=args.device,
         engine=args.engine,
         voice=args.voice,
+        model=args.model,
         metrics_port=args.metrics_port,
         ready_file=args.ready_file,
         hostname=args.hostname,
@@ -319,12 +331,20 @@ def bench(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def voices(args: argparse.Namespace, settings: Settings) -> int:
+    from producer.qwen_voices import add_voice, list_voices
+
+    if getattr(args, "voices_command", None) == "add":
+        return add_voice(args, settings)
     storage: Storage | None
     try:
         storage = _storage(settings) if settings.storage_url else None
     except VoxfarmError:
         storage = None
     registry = VoiceRegistry(settings.voices_dir, storage, settings.effective_cache_dir)
-    for voice_id in registry.available():
-        print(voice_id)
-    return 0
+    return list_voices(registry.available(), settings, storage, bool(getattr(args, "json", False)))
+
+
+def models(args: argparse.Namespace, settings: Settings) -> int:
+    from producer.qwen_voices import models as run_models
+
+    return run_models(args, settings)

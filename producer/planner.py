@@ -1,7 +1,9 @@
 """Book -> job plan: chapters of sentence segments, each with its tokens, bucket and content key.
 
 Planning runs on the control plane and never loads a model: the frontend
-needs only the voice's config, the key needs the voice's checksum.
+needs only the voice's config, the key needs the voice's checksum. A
+Qwen3-TTS voice (``ResolvedVoice``) also gives each chapter its voicing
+(speaker, instruction, clone prompt), which enters the keys and the messages.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from shared.frontend import Frontend, create_frontend
 from shared.frontend.lexicon import Lexicon
 from shared.keys import content_key, job_dir
 from shared.names import check_job_id, slugify
+from shared.qwen.voices import ResolvedVoice
 from shared.schema import AssemblyOptions, ChapterPlan, JobPlan, SegmentPlan, SynthesisParams
 from shared.voices import VoiceFiles
 
@@ -26,7 +29,7 @@ from shared.voices import VoiceFiles
 @dataclass(frozen=True)
 class PlanOptions:
     engine: str
-    voice: VoiceFiles
+    voice: VoiceFiles | ResolvedVoice
     params: SynthesisParams
     policy: BucketPolicy
     job: str | None = None
@@ -35,8 +38,10 @@ class PlanOptions:
     assembly: AssemblyOptions | None = None
 
 
-def default_params(voice: VoiceFiles) -> SynthesisParams:
-    """The voice's own inference settings from its config."""
+def default_params(voice: VoiceFiles | ResolvedVoice) -> SynthesisParams:
+    """The voice's own inference settings from its config (Qwen3-TTS samples with its checkpoint's settings)."""
+    if isinstance(voice, ResolvedVoice):
+        return SynthesisParams()
     inference = voice.config.get("inference", {})
     return SynthesisParams(
         noise_scale=float(inference.get("noise_scale", 0.667)),
@@ -57,6 +62,8 @@ def plan_book(book: Book, options: PlanOptions, frontend: Frontend | None = None
     frontend = frontend or make_frontend(options)
     voice = options.voice
     checksum = voice.checksum
+    qwen = voice if isinstance(voice, ResolvedVoice) else None
+    job_conditioning = qwen.conditioning() if qwen else None
     chapters: list[ChapterPlan] = []
     index = 0
     for chapter_index, chapter in enumerate(book.chapters):
@@ -65,6 +72,7 @@ def plan_book(book: Book, options: PlanOptions, frontend: Frontend | None = None
         if options.speak_titles and book.source_format != "jsonl" and chapter.title.strip():
             paragraphs.insert(0, chapter.title)
         segments: list[SegmentPlan] = []
+        conditioning = qwen.conditioning(chapter.instruct) if qwen else None
         for piece in frontend.segment_chapter(paragraphs):
             key = content_key(
                 engine=spec.name,
@@ -75,6 +83,7 @@ def plan_book(book: Book, options: PlanOptions, frontend: Frontend | None = None
                 ids=piece.ids,
                 params=options.params,
                 sample_rate=voice.sample_rate,
+                conditioning=qwen.key_document(conditioning) if qwen and conditioning else None,
             )
             segments.append(
                 SegmentPlan(
@@ -94,6 +103,7 @@ def plan_book(book: Book, options: PlanOptions, frontend: Frontend | None = None
                     title=chapter.title or f"Chapter {chapter_index + 1}",
                     chars=sum(len(p) for p in chapter.paragraphs),
                     segments=segments,
+                    conditioning=conditioning if conditioning != job_conditioning else None,
                 )
             )
     if not chapters:
@@ -110,13 +120,14 @@ def plan_book(book: Book, options: PlanOptions, frontend: Frontend | None = None
         language=book.language,
         voice=voice.id,
         engine=spec.name,
-        model=model_name(spec.name, voice.id),
+        model=model_name(spec.name, qwen.model.name if qwen else voice.id),
         sample_rate=voice.sample_rate,
         params=options.params,
         created_at=time.time(),
         chapters=chapters,
         cover=cover_path(job, book.cover_type) if book.cover else None,
         assembly=options.assembly,
+        conditioning=job_conditioning,
     )
 
 

@@ -19,6 +19,7 @@ from celery import Celery
 
 from shared.buckets import CONTROL_QUEUE, interactive_queue_name, queue_name
 from shared.celery_app import ASSEMBLE_TASK, SYNTHESIZE_TASK
+from shared.engines import SECONDS_PER_TOKEN
 from shared.errors import BadInputError, BrokerError, NotFoundError
 from shared.keys import job_dir, plan_path, segment_path
 from shared.ledger import JobState, Ledger
@@ -82,19 +83,7 @@ def submit_plan(
     reused = [seg.index for key in present for seg in groups[key]]
     missing = [segments for key, segments in groups.items() if key not in present]
     record_submission(storage, plan.job, len(reused))
-    mark = ledger.create_job(
-        plan.job,
-        total=plan.segments_total,
-        reused=reused,
-        meta={
-            "title": plan.title[:200],
-            "voice": plan.voice,
-            "engine": plan.engine,
-            "model": plan.model,
-            "chapters": len(plan.chapters),
-            "audio_estimate_s": round(sum(len(s.ids) for s in plan.segments) * 0.0286, 1),
-        },
-    )
+    mark = ledger.create_job(plan.job, total=plan.segments_total, reused=reused, meta=ledger_meta(plan))
     if mark.completed or not missing:
         send_assembly(app, plan.job)
         return SubmitResult(plan.job, plan.segments_total, len(reused), 0, True)
@@ -115,11 +104,26 @@ def submitted_reused(storage: Storage, job: str) -> int:
         return 0
 
 
+def ledger_meta(plan: JobPlan, **extra: str | int | float) -> dict[str, str | int | float]:
+    """What the ledger keeps about a job besides its segments."""
+    estimate = sum(len(s.ids) for s in plan.segments) * plan.params.length_scale * SECONDS_PER_TOKEN
+    return {
+        "title": plan.title[:200],
+        "voice": plan.voice,
+        "engine": plan.engine,
+        "model": plan.model,
+        "chapters": len(plan.chapters),
+        "audio_estimate_s": round(estimate, 1),
+        **extra,
+    }
+
+
 def enqueue_segments(
     plan: JobPlan, groups: Sequence[Sequence[SegmentPlan]], *, app: Celery, ledger: Ledger, priority: str = "bulk"
 ) -> int:
     """Send one message per distinct key, over one pooled broker connection."""
     chapter_of = {seg.index: chapter.index for chapter in plan.chapters for seg in chapter.segments}
+    voicing = {chapter.index: plan.conditioning_of(chapter) for chapter in plan.chapters}
     sent = 0
     try:
         with app.producer_or_acquire() as producer:
@@ -138,6 +142,7 @@ def enqueue_segments(
                     bucket=first.bucket,
                     enqueued_at=time.time(),
                     priority="interactive" if priority == "interactive" else "bulk",
+                    conditioning=voicing[chapter_of[first.index]],
                 )
                 queue = (
                     interactive_queue_name(plan.model)

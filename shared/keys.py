@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from shared.names import check_key, check_voice_id
 from shared.schema import SynthesisParams
@@ -29,8 +30,11 @@ def content_key(
     params: SynthesisParams,
     sample_rate: int,
     encoding: str = AUDIO_ENCODING,
+    conditioning: Mapping[str, Any] | None = None,
 ) -> str:
-    document = {
+    """The segment's key; ``conditioning`` (qwen3-tts: speaker, instruction, clone prompt...) joins the
+    document only when given, so the keys of Piper segments are what they always were."""
+    document: dict[str, Any] = {
         "engine": engine,
         "engine_version": engine_version,
         "voice": voice,
@@ -41,6 +45,8 @@ def content_key(
         "sample_rate": sample_rate,
         "encoding": encoding,
     }
+    if conditioning is not None:
+        document["conditioning"] = dict(conditioning)
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

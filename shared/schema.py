@@ -20,6 +20,7 @@ SCHEMA_VERSION = 1
 MAX_TEXT_CHARS = 4000
 MAX_TOKENS = 4096
 MAX_INDEXES = 10_000
+MAX_INSTRUCT_CHARS = 2000
 
 JobId = Annotated[str, Field(pattern=JOB_ID_PATTERN)]
 VoiceId = Annotated[str, Field(pattern=VOICE_ID_PATTERN)]
@@ -40,6 +41,29 @@ class SynthesisParams(_Strict):
     speaker: int | None = Field(default=None, ge=0, le=100_000)
 
 
+class VoiceConditioning(_Strict):
+    """How an instruction-following engine (Qwen3-TTS) voices a segment; every field enters the content key.
+
+    It travels in each message, so a worker needs nothing but the message: the
+    checkpoint that serves it (``model``, which also names the queues), the
+    mode, and the speaker, instruction or clone reference. A clone's prompt is
+    computed once per cluster from ``ref_audio`` + ``ref_text`` and cached in
+    storage under ``prompt``, the key of those inputs.
+    """
+
+    model: VoiceId
+    """The checkpoint, as named in the model store (``models/<model>/``)."""
+    mode: Literal["custom_voice", "voice_design", "voice_clone"]
+    language: str = Field(default="auto", pattern=r"^[a-z_]{2,40}$")
+    speaker: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,80}$")
+    instruct: str | None = Field(default=None, max_length=MAX_INSTRUCT_CHARS)
+    prompt: ContentKey | None = None
+    """Content key of the clone prompt (voice_clone only)."""
+    ref_audio: str | None = Field(default=None, pattern=r"^voices/refs/[0-9a-f]{64}\.(wav|flac)$")
+    ref_text: str | None = Field(default=None, max_length=MAX_INSTRUCT_CHARS)
+    """Transcript of the reference audio; without it a clone uses the speaker embedding only."""
+
+
 class SegmentTask(_Strict):
     """One segment to synthesise: the body of a message on a bucket queue."""
 
@@ -56,6 +80,8 @@ class SegmentTask(_Strict):
     bucket: int = Field(gt=0, le=MAX_TOKENS)
     enqueued_at: float = Field(ge=0)
     priority: Literal["bulk", "interactive"] = "bulk"
+    conditioning: VoiceConditioning | None = None
+    """Set for instruction-following engines (qwen3-tts); Piper messages never carry it."""
 
     def check_bucket(self) -> None:
         if len(self.ids) > self.bucket:
@@ -99,6 +125,8 @@ class ChapterPlan(_Strict):
     title: str
     chars: int = Field(ge=0)
     segments: list[SegmentPlan]
+    conditioning: VoiceConditioning | None = None
+    """This chapter's voicing where it differs from the job's (a per-chapter instruction)."""
 
 
 class AssemblyOptions(_Strict):
@@ -135,6 +163,12 @@ class JobPlan(_Strict):
     assembly: AssemblyOptions | None = Field(
         default=None, description="pauses, formats and loudness chosen at submit time; unset: the control's settings"
     )
+    conditioning: VoiceConditioning | None = Field(
+        default=None, description="the voicing of every segment (qwen3-tts), unless its chapter has its own"
+    )
+
+    def conditioning_of(self, chapter: ChapterPlan) -> VoiceConditioning | None:
+        return chapter.conditioning or self.conditioning
 
     @property
     def segments(self) -> list[SegmentPlan]:

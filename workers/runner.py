@@ -127,7 +127,7 @@ class BatchRunner:
         self._stop = threading.Event()
         self.fatal: BaseException | None = None
         self.batches_run = 0
-        self.quality = QualityGate()
+        self.quality = QualityGate(limits=engine.quality_limits)
         self._takes: dict[int, list[tuple[np.ndarray, QualityReport]]] = {}
         self._takes_lock = threading.Lock()
 
@@ -236,7 +236,10 @@ class BatchRunner:
             self._uploads.submit(self._store, item, audio, sample_rate)
 
     def _synthesize(self, items: Sequence[Pending[SegmentTask]], edge: int) -> tuple[EngineOutput, float]:
-        requests = [EngineRequest(self._noise_key(item), item.payload.ids, item.payload.params) for item in items]
+        requests = [
+            EngineRequest(self._noise_key(item), item.payload.ids, item.payload.params, item.payload.conditioning)
+            for item in items
+        ]
         timer = threading.Timer(self.time_limit_s, self._time_limit_hit, args=(list(items),))
         timer.daemon = True
         started = time.perf_counter()

@@ -132,9 +132,11 @@ class WorkerRuntime:
         raise Reject(str(exc), requeue=True) from exc
 
     def _check_route(self, segment: SegmentTask) -> None:
-        if segment.engine != self.identity.engine or segment.voice != self.identity.voice:
+        # A Qwen3-TTS worker serves a checkpoint, and every voice of it.
+        served = segment.conditioning.model if segment.conditioning is not None else segment.voice
+        if segment.engine != self.identity.engine or served != self.identity.voice:
             raise BadInputError(
-                f"message for {segment.engine}/{segment.voice} reached a {self.identity.engine}/"
+                f"message for {segment.engine}/{served} reached a {self.identity.engine}/"
                 f"{self.identity.voice} worker; check the queue routing"
             )
 

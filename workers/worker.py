@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.buckets import BucketPolicy, interactive_queue_name, model_name
 from shared.celery_app import create_app
@@ -24,10 +25,11 @@ from shared.engines import engine_spec
 from shared.errors import FatalError
 from shared.ledger import Ledger
 from shared.metrics import WorkerMetrics, worker_metrics
+from shared.qwen.store import ModelFiles, ModelStore
 from shared.schema import SegmentTask
 from shared.settings import Settings
 from shared.storage import open_storage
-from shared.voices import VoiceRegistry
+from shared.voices import VoiceFiles, VoiceRegistry
 from workers.batcher import Batcher, BatchPolicy
 from workers.devices.base import DeviceBackend
 from workers.health import HealthServer, HealthState
@@ -35,6 +37,9 @@ from workers.runner import BatchRunner
 from workers.runtime import WorkerRuntime, install_runtime
 from workers.tasks import register_synthesis
 from workers.telemetry import MetricsObserver, WorkerIdentity, record_warmup
+
+if TYPE_CHECKING:
+    from workers.engines.qwen3.prompts import PromptStore
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,8 @@ class WorkerOptions:
     device: str = "cpu"
     engine: str | None = None
     voice: str | None = None
+    model: str | None = None
+    """qwen3-tts: the checkpoint to serve (default: the checkpoint of ``voice``)."""
     metrics_port: int | None = None
     ready_file: Path | None = None
     hostname: str | None = None
@@ -60,10 +67,17 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
 
     family = parse_device_spec(options.device).family
     engine_name = options.engine or settings.engine or default_engine_for(family)
-    device = open_device(options.device, needs_torch=engine_spec(engine_name).needs_torch)
+    spec = engine_spec(engine_name)
+    device = open_device(options.device, needs_torch=spec.needs_torch)
     voice_id = options.voice or settings.voice
+    # What this worker serves, which names its queues: a Piper voice, or a Qwen3-TTS checkpoint (all its voices).
+    served = voice_id
+    if spec.per_checkpoint:
+        from workers.engines.qwen3.serving import checkpoint_to_serve
+
+        served = checkpoint_to_serve(settings, options.model, voice_id)
     card = str(options.slot or 0) if device.family == "cpu" else device.card
-    identity = WorkerIdentity(engine_name, voice_id, device.family, card)
+    identity = WorkerIdentity(engine_name, served, device.family, card)
     hostname = options.hostname or f"voxfarm-{device.family}{device.card}-{os.getpid()}@{socket.gethostname()}"
 
     metrics = worker_metrics()
@@ -81,20 +95,28 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
         settings.effective_storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
     )
     storage.check()
-    ledger = Ledger.from_url(settings.broker_url)
+    ledger = Ledger.from_settings(settings)
     ledger.ping()
-    voice = VoiceRegistry(settings.voices_dir, storage, settings.effective_cache_dir).resolve(voice_id)
-
     started = time.perf_counter()
     from workers.engines import create_engine
     from workers.warmup import warm_up
 
+    voice: VoiceFiles | ModelFiles
+    prompts: PromptStore | None = None
+    if spec.per_checkpoint:
+        from workers.engines.qwen3.prompts import PromptStore
+
+        voice = ModelStore(settings.models_dir, storage, settings.effective_cache_dir).resolve(served)
+        prompts = PromptStore(storage, ledger.redis, hostname)
+    else:
+        voice = VoiceRegistry(settings.voices_dir, storage, settings.effective_cache_dir).resolve(voice_id)
     engine = create_engine(
         engine_name,
         voice,
         device.spec,
         threads=settings.ort_threads,
         cache_dir=settings.effective_cache_dir / "compile",
+        prompts=prompts,
     )
     policy = BucketPolicy.from_edges(settings.bucket_edges)
     warmed = warm_up(
@@ -145,7 +167,7 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
     )
     sampler.start()
 
-    model = model_name(engine_name, voice_id)
+    model = model_name(engine_name, served)
     queues = [interactive_queue_name(model), *policy.queues(model)]
     largest_batch = max(batch_policy.capacity(edge) for edge in policy.edges)
     concurrency = options.concurrency or max(2, 2 * largest_batch)

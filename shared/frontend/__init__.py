@@ -66,4 +66,8 @@ def create_frontend(
         from shared.frontend.piper import PiperFrontend
 
         return PiperFrontend(voice_config, max_tokens=max_tokens, lexicon=lexicon)
-    raise BadInputError(f"unknown frontend {kind!r}; this installation has: piper")
+    if kind == "qwen3":
+        from shared.frontend.qwen3 import Qwen3Frontend
+
+        return Qwen3Frontend(voice_config, max_tokens=max_tokens, lexicon=lexicon)
+    raise BadInputError(f"unknown frontend {kind!r}; this installation has: piper, qwen3")

@@ -1,7 +1,8 @@
 """Engine registry: build an engine by name, importing its module only then.
 
 The producer and onnxruntime-only workers import this package without
-pulling in PyTorch: ``piper-torch`` (and torch) load only when asked for.
+pulling in PyTorch: ``piper-torch`` (and torch) load only when asked for,
+and ``qwen3-tts`` (torch, transformers, qwen_tts: its own environment) too.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from typing import TYPE_CHECKING
 from shared.errors import ConfigError, UnknownEngineError
 
 if TYPE_CHECKING:
+    from shared.qwen.store import ModelFiles
     from shared.voices import VoiceFiles
     from workers.engines.base import Engine
+    from workers.engines.qwen3.prompts import PromptStore
 
 ENGINES: dict[str, tuple[str, str]] = {
     "piper-onnx": ("workers.engines.piper_onnx", "PiperOnnxEngine"),
     "piper-torch": ("workers.engines.piper_torch", "PiperTorchEngine"),
+    "qwen3-tts": ("workers.engines.qwen3.engine", "Qwen3TTSEngine"),
 }
 
 #: The engine a worker uses when none is configured, per device family. On
@@ -47,20 +51,30 @@ def default_engine_for(family: str) -> str:
 
 def create_engine(
     name: str,
-    voice: VoiceFiles,
+    voice: VoiceFiles | ModelFiles,
     device: str = "cpu",
     *,
     threads: int = 1,
     cache_dir: Path | None = None,
     precision: str = "fp32",
     compile: bool | None = None,
+    prompts: PromptStore | None = None,
 ) -> Engine:
-    """Load ``voice`` with engine ``name`` onto ``device`` (``cpu``, ``cuda:0``, ...)."""
+    """Load ``voice`` (a Piper voice, or a Qwen3-TTS checkpoint) with engine ``name`` onto ``device``."""
     try:
         module_name, class_name = ENGINES[name]
     except KeyError:
         raise UnknownEngineError(f"unknown engine {name!r}; choose one of: {', '.join(sorted(ENGINES))}") from None
+    from shared.qwen.store import ModelFiles
+
+    if (name == "qwen3-tts") != isinstance(voice, ModelFiles):
+        raise ConfigError(f"engine {name} cannot load {type(voice).__name__}: qwen3-tts takes a checkpoint")
     engine_class = getattr(importlib.import_module(module_name), class_name)
+    if name == "qwen3-tts":
+        if compile:
+            raise ConfigError("qwen3-tts runs eagerly (Hugging Face generate); it has no compiled graphs")
+        qwen: Engine = engine_class(voice, device, threads=threads, precision=precision, prompts=prompts)
+        return qwen
     if name == "piper-onnx":
         if precision != "fp32" or compile:
             raise ConfigError("piper-onnx runs the voice as exported (fp32, no compile); use piper-torch for those")

@@ -16,7 +16,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from shared.schema import SynthesisParams
+from shared.quality import DEFAULT_LIMITS, QualityLimits
+from shared.schema import SynthesisParams, VoiceConditioning
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class EngineRequest:
     key: str
     ids: Sequence[int]
     params: SynthesisParams = field(default_factory=SynthesisParams)
+    conditioning: VoiceConditioning | None = None
+    """Speaker, instruction or cloned voice, for engines that take them (qwen3-tts)."""
 
 
 @dataclass
@@ -60,6 +63,8 @@ class Engine(ABC):
     name: ClassVar[str]
     version: ClassVar[str]
     sample_rate: int
+    quality_limits: ClassVar[QualityLimits] = DEFAULT_LIMITS
+    """What the quality gate checks this engine's takes against (the defaults were measured on Piper)."""
 
     @abstractmethod
     def synthesize(self, batch: Sequence[EngineRequest], pad_to: int) -> EngineOutput:
