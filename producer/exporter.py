@@ -43,17 +43,13 @@ from shared.buckets import (
     model_name,
     parse_queue_name,
 )
+from shared.engines import SECONDS_PER_TOKEN
 from shared.errors import BadInputError
 from shared.ledger import JOBS_KEY, KEY_PREFIX, JobState
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SECONDS_PER_TOKEN = 0.0251
-"""Seconds of audio per token id of the default voice (en_US-joe-medium, length_scale 1), measured by
-synthesising chapters VI and X of The Time Machine one segment at a time: 944.5 s of audio from 37,562 ids
-(0.0251 s/id; 0.0250-0.0255 in the 128-512 buckets, up to 0.029 for the shortest segments). A segment's
-length_scale multiplies it; other voices speak at a similar rate per phoneme id."""
 SAMPLE_MESSAGES = 16
 """Messages read from the tail (oldest end) of each list to estimate tokens per message."""
 CACHE_S = 5.0

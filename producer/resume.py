@@ -20,7 +20,14 @@ import redis
 from celery import Celery
 
 from producer.assemble import load_plan
-from producer.submit import enqueue_segments, group_by_key, send_assembly, stored_keys, submitted_reused
+from producer.submit import (
+    enqueue_segments,
+    group_by_key,
+    ledger_meta,
+    send_assembly,
+    stored_keys,
+    submitted_reused,
+)
 from shared.errors import NotFoundError, VoxfarmError
 from shared.keys import manifest_path
 from shared.ledger import JobState, Ledger
@@ -56,19 +63,7 @@ def resume_job(
 
     rebuilt = not ledger.exists(job)
     if rebuilt:
-        ledger.create_job(
-            job,
-            total=plan.segments_total,
-            reused=[],
-            meta={
-                "title": plan.title[:200],
-                "voice": plan.voice,
-                "engine": plan.engine,
-                "model": plan.model,
-                "chapters": len(plan.chapters),
-                "rebuilt": 1,
-            },
-        )
+        ledger.create_job(job, total=plan.segments_total, reused=[], meta=ledger_meta(plan, rebuilt=1))
         ledger.set_meta(job, reused=submitted_reused(storage, job))
     status = ledger.status(job)
     if status.state == JobState.DONE and storage.exists(manifest_path(job)):
