@@ -17,7 +17,11 @@ def voxfarm(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
 
     return subprocess.run(
         [sys.executable, "-m", "producer.cli", *args],
-        capture_output=True, text=True, timeout=timeout, check=False, env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -58,8 +62,12 @@ def test_unsupported_extension(tmp_path: Path) -> None:
 
 
 def test_unknown_voice(tmp_path: Path) -> None:
-    assert_clean_failure(voxfarm("plan", str(write_book(tmp_path)), "--voice", "xx_XX-nobody-low"), 2,
-                         "unknown voice", "en_US-joe-medium")
+    assert_clean_failure(
+        voxfarm("plan", str(write_book(tmp_path)), "--voice", "xx_XX-nobody-low"),
+        2,
+        "unknown voice",
+        "en_US-joe-medium",
+    )
 
 
 @pytest.mark.parametrize("voice", ["../../etc/passwd", "a;rm -rf /", "$(id)"])
@@ -72,15 +80,21 @@ def test_unknown_engine(tmp_path: Path) -> None:
 
 
 def test_unreachable_redis(tmp_path: Path) -> None:
-    env = {"VOXFARM_REDIS_URL": f"redis://127.0.0.1:{free_port_pair()}/0",
-           "VOXFARM_STORAGE_URL": (tmp_path / "store").as_uri()}
+    env = {
+        "VOXFARM_REDIS_URL": f"redis://127.0.0.1:{free_port_pair()}/0",
+        "VOXFARM_STORAGE_URL": (tmp_path / "store").as_uri(),
+    }
     assert_clean_failure(voxfarm("submit", str(write_book(tmp_path)), env=env), 3, "redis")
 
 
 def test_unreachable_s3(tmp_path: Path, redis_url: str) -> None:
-    env = {"VOXFARM_REDIS_URL": redis_url, "VOXFARM_STORAGE_URL": "s3://books/farm",
-           "VOXFARM_S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port_pair()}",
-           "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}
+    env = {
+        "VOXFARM_REDIS_URL": redis_url,
+        "VOXFARM_STORAGE_URL": "s3://books/farm",
+        "VOXFARM_S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port_pair()}",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "y",
+    }
     assert_clean_failure(voxfarm("submit", str(write_book(tmp_path)), env=env), 3, "s3", "endpoint")
 
 
@@ -90,6 +104,5 @@ def test_status_of_an_unknown_job(redis_url: str) -> None:
 
 def test_hostile_job_name(tmp_path: Path, redis_url: str) -> None:
     env = {"VOXFARM_REDIS_URL": redis_url, "VOXFARM_STORAGE_URL": (tmp_path / "store").as_uri()}
-    assert_clean_failure(voxfarm("submit", str(write_book(tmp_path)), "--job", "../../x", env=env), 2,
-                         "invalid job id")
+    assert_clean_failure(voxfarm("submit", str(write_book(tmp_path)), "--job", "../../x", env=env), 2, "invalid job id")
     assert not (tmp_path / "x").exists()

@@ -53,12 +53,21 @@ def _plan(path: Path) -> JobPlan:
     return plan_book(load_book(path), options)
 
 
-def test_every_batch_holds_items_of_one_bucket_only(farm: FarmProcesses, farm_env: dict[str, str],
-                                                    tmp_path: Path) -> None:
-    worker = farm.worker("cpu:0", extra_env={**JSON_LOGS, "VOXFARM_LOG_LEVEL": "DEBUG", "VOXFARM_MAX_WAIT_MS": "400",
-                                             "VOXFARM_FOLD_FRACTION": "0", "VOXFARM_MAX_BATCH_ITEMS": "4",
-                                             "VOXFARM_BATCH_TUNING": "off"},
-                         extra_args=["--concurrency", "16"])
+def test_every_batch_holds_items_of_one_bucket_only(
+    farm: FarmProcesses, farm_env: dict[str, str], tmp_path: Path
+) -> None:
+    worker = farm.worker(
+        "cpu:0",
+        extra_env={
+            **JSON_LOGS,
+            "VOXFARM_LOG_LEVEL": "DEBUG",
+            "VOXFARM_MAX_WAIT_MS": "400",
+            "VOXFARM_FOLD_FRACTION": "0",
+            "VOXFARM_MAX_BATCH_ITEMS": "4",
+            "VOXFARM_BATCH_TUNING": "off",
+        },
+        extra_args=["--concurrency", "16"],
+    )
     result = farm.cli("submit", str(write_book(tmp_path, VARIED, "varied.md")), "--json")
     job = json.loads(result.stdout)["job"]
     assert wait_for_state(farm_env["VOXFARM_REDIS_URL"], job, {"assembling"}, 240) == "assembling"
@@ -86,8 +95,9 @@ def test_no_message_is_acknowledged_before_its_audio_is_stored(
 
     s3_server.pause()
     try:
-        enqueue_segments(plan, groups, app=create_app(load_settings(redis_url=farm_env["VOXFARM_REDIS_URL"])),
-                         ledger=ledger)
+        enqueue_segments(
+            plan, groups, app=create_app(load_settings(redis_url=farm_env["VOXFARM_REDIS_URL"])), ledger=ledger
+        )
         deadline = time.monotonic() + 30
         while broker.hlen("unacked") == 0 and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -129,8 +139,9 @@ def test_a_killed_workers_messages_are_redelivered_and_rendered_once(
     assert wait_for_state(farm_env["VOXFARM_REDIS_URL"], job, {"done"}, 240) == "done"
 
     plan = JobPlan.model_validate_json(
-        open_storage(farm_env["VOXFARM_STORAGE_URL"], endpoint_url=farm_env["VOXFARM_S3_ENDPOINT_URL"])
-        .get_bytes(plan_path(job))
+        open_storage(farm_env["VOXFARM_STORAGE_URL"], endpoint_url=farm_env["VOXFARM_S3_ENDPOINT_URL"]).get_bytes(
+            plan_path(job)
+        )
     )
     rendered = Counter(stored_keys([first.log(), second.log()]))
     assert set(rendered) == {s.key for s in plan.segments}

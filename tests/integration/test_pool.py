@@ -59,8 +59,20 @@ def test_pool_runs_one_worker_per_device_restarts_a_killed_one_and_drains_on_sig
 ) -> None:
     health = free_port_pair()
     metrics = free_port_pair()
-    pool = farm.start("pool", ["pool", "--devices", "cpu:2", "--health-port", str(health),
-                               "--metrics-port", str(metrics), "--ready-dir", str(tmp_path / "ready")])
+    pool = farm.start(
+        "pool",
+        [
+            "pool",
+            "--devices",
+            "cpu:2",
+            "--health-port",
+            str(health),
+            "--metrics-port",
+            str(metrics),
+            "--ready-dir",
+            str(tmp_path / "ready"),
+        ],
+    )
     base = f"http://127.0.0.1:{health}"
     wait_until(lambda: http_status(f"{base}/readyz") == 200, 120, "the pool to be ready")
 
@@ -72,8 +84,11 @@ def test_pool_runs_one_worker_per_device_restarts_a_killed_one_and_drains_on_sig
         assert f'card="{offset}"' in text and "voxfarm_worker_ready" in text
 
     os.kill(children[0], signal.SIGKILL)
-    wait_until(lambda: children[0] not in spawned_children(pool.pid) and len(spawned_children(pool.pid)) == 2,
-               60, "the killed worker to be replaced")
+    wait_until(
+        lambda: children[0] not in spawned_children(pool.pid) and len(spawned_children(pool.pid)) == 2,
+        60,
+        "the killed worker to be replaced",
+    )
     wait_until(lambda: http_status(f"{base}/readyz") == 200, 120, "the restarted worker to be ready")
     assert 'voxfarm_pool_restarts_total{device="cpu"} 1.0' in http_text(f"{base}/metrics")
 

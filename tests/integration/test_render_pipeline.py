@@ -63,13 +63,21 @@ def test_a_multi_chapter_book_renders_into_s3_and_resubmitting_it_enqueues_nothi
         audio, rate = sf.read(local, dtype="float32")
         assert rate == 22050
         assert abs(len(audio) / rate - chapter["duration_s"]) < 0.01
-        speech = sum(len(decode_audio(storage.get_bytes(segment_path(plan.voice, s.key)))[0])
-                     for s in chapter_plan.segments) / rate
-        pauses = sum(
-            settings.chapter_pause_ms if i == len(chapter_plan.segments) - 1
-            else settings.paragraph_pause_ms if s.paragraph_end else settings.sentence_pause_ms
-            for i, s in enumerate(chapter_plan.segments)
-        ) / 1000
+        speech = (
+            sum(len(decode_audio(storage.get_bytes(segment_path(plan.voice, s.key)))[0]) for s in chapter_plan.segments)
+            / rate
+        )
+        pauses = (
+            sum(
+                settings.chapter_pause_ms
+                if i == len(chapter_plan.segments) - 1
+                else settings.paragraph_pause_ms
+                if s.paragraph_end
+                else settings.sentence_pause_ms
+                for i, s in enumerate(chapter_plan.segments)
+            )
+            / 1000
+        )
         assert abs(chapter["duration_s"] - (speech + pauses)) < 0.01
         assert np.abs(audio).max() > 0.05, "chapter audio is silent"
 

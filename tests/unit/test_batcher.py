@@ -187,7 +187,7 @@ def test_a_full_batch_takes_the_oldest_item_and_its_nearest_neighbours_in_length
 
 
 def test_items_left_behind_become_the_anchor_of_the_next_batch() -> None:
-    batcher, clock = make(BatchPolicy(max_items=2, max_tokens=100_000, max_wait_s=1.0))
+    batcher, _clock = make(BatchPolicy(max_items=2, max_tokens=100_000, max_wait_s=1.0))
     for name, tokens in [("a", 200), ("odd", 130), ("b", 201), ("c", 202), ("d", 203)]:
         batcher.submit(name, tokens)
     first = batcher.next_batch(timeout=0)
