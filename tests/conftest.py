@@ -89,3 +89,9 @@ def farm(farm_env: dict[str, str], tmp_path: Path) -> Iterator[FarmProcesses]:
     processes = FarmProcesses(farm_env, tmp_path)
     yield processes
     processes.stop_all()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from tests.support.fault_report import write_report
+
+    write_report()

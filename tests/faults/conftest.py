@@ -8,7 +8,6 @@ to the reference, and storage must hold exactly one object per content key.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis
+from tests.support.fault_report import record
 
 from shared.audio import decode_audio
 from shared.keys import job_dir, manifest_path, plan_path, segment_path
@@ -99,10 +99,6 @@ def chapter_audio(storage: Storage, job: str) -> list[np.ndarray]:
     return [decode_audio(storage.get_bytes(f"{job_dir(job)}/{c['file']}"))[0] for c in manifest["chapters"]]
 
 
-RESULTS: list[dict[str, object]] = []
-"""One row per scenario that ran to the end, for the README's results table (VOXFARM_FAULT_REPORT=path)."""
-
-
 def assert_complete_and_identical(storage: Storage, redis_url: str, job: str, reference: Reference) -> None:
     """Done, one object per content key and nothing else, chapters sample-identical to the fault-free run."""
     assert wait_for_state(redis_url, job, {"done"}, 240) == "done"
@@ -116,17 +112,6 @@ def assert_complete_and_identical(storage: Storage, redis_url: str, job: str, re
     record(segments=len(expected), lost=len(expected - stored), extra=len(stored - expected), identical=identical)
     assert stored == expected, {"missing": expected - stored, "extra": stored - expected}
     assert identical, "a chapter differs from the fault-free render"
-
-
-def record(**figures: object) -> None:
-    test = os.environ.get("PYTEST_CURRENT_TEST", "").split("::")[-1].split(" ")[0]
-    RESULTS.append({"scenario": test, **figures})
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    target = os.environ.get("VOXFARM_FAULT_REPORT")
-    if target and RESULTS:
-        Path(target).write_text(json.dumps(RESULTS, indent=2))
 
 
 def storage_for(env: dict[str, str]) -> Storage:

@@ -29,13 +29,13 @@ from tests.faults.conftest import (
     FAST,
     Reference,
     assert_complete_and_identical,
-    record,
     storage_for,
     submit,
     wait_done_at_least,
     write_fault_book,
 )
 from tests.support.broken_voice import write_broken_voice, write_good_voice
+from tests.support.fault_report import record
 from tests.support.logs import stored_keys
 from tests.support.netns import Host
 from tests.support.processes import FarmProcesses, wait_for_state
