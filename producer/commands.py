@@ -78,6 +78,7 @@ def _plan_with_cover(
         params=params,
         policy=BucketPolicy.from_edges(settings.bucket_edges),
         job=args.job,
+        max_chars=settings.max_book_chars,
         speak_titles=not args.no_titles,
         lexicon=Lexicon.from_file(args.lexicon) if args.lexicon else None,
         assembly=assembly_options(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from producer.ingest import Book
 from shared.buckets import BucketPolicy, model_name
 from shared.engines import engine_spec
-from shared.errors import EmptyInputError
+from shared.errors import BadInputError, EmptyInputError
 from shared.frontend import Frontend, create_frontend
 from shared.frontend.lexicon import Lexicon
 from shared.keys import content_key, job_dir
@@ -36,6 +36,8 @@ class PlanOptions:
     speak_titles: bool = True
     lexicon: Lexicon | None = None
     assembly: AssemblyOptions | None = None
+    max_chars: int = 20_000_000
+    """Refuse books longer than this before phonemising them (see Settings.max_book_chars)."""
 
 
 def default_params(voice: VoiceFiles | ResolvedVoice) -> SynthesisParams:
@@ -58,6 +60,12 @@ def make_frontend(options: PlanOptions) -> Frontend:
 
 
 def plan_book(book: Book, options: PlanOptions, frontend: Frontend | None = None) -> JobPlan:
+    chars = sum(len(p) for chapter in book.chapters for p in chapter.paragraphs)
+    if chars > options.max_chars:
+        raise BadInputError(
+            f"{book.title!r} has {chars:,} characters of text, over the {options.max_chars:,} one job takes "
+            "(several times War and Peace); split it with --chapters, or raise VOXFARM_MAX_BOOK_CHARS"
+        )
     spec = engine_spec(options.engine)
     frontend = frontend or make_frontend(options)
     voice = options.voice

@@ -198,6 +198,12 @@ class Settings(BaseSettings):
     )
 
     # --- input limits ------------------------------------------------------
+    max_book_chars: int = Field(
+        default=20_000_000,
+        ge=1,
+        description="Longest book text (characters) one job takes, checked before phonemising; about six "
+        "times War and Peace.",
+    )
     max_source_bytes: int = Field(
         default=200 * 1024 * 1024, ge=1, description="Largest book file accepted (bytes, compressed)."
     )

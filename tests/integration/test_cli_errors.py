@@ -106,3 +106,13 @@ def test_hostile_job_name(tmp_path: Path, redis_url: str) -> None:
     env = {"VOXFARM_REDIS_URL": redis_url, "VOXFARM_STORAGE_URL": (tmp_path / "store").as_uri()}
     assert_clean_failure(voxfarm("submit", str(write_book(tmp_path)), "--job", "../../x", env=env), 2, "invalid job id")
     assert not (tmp_path / "x").exists()
+
+
+def test_a_50_mb_text_is_refused_quickly_with_a_way_forward(tmp_path: Path) -> None:
+    path = tmp_path / "enormous.txt"
+    sentence = "The rain fell on the long road, and the travellers walked on without a word. "
+    with path.open("w") as handle:
+        for _ in range(50 * 1024 * 1024 // len(sentence)):
+            handle.write(sentence)
+    assert path.stat().st_size > 49 * 1024 * 1024
+    assert_clean_failure(voxfarm("plan", str(path), timeout=120), 2, "characters of text", "--chapters")
