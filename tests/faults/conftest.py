@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis
-from tests.support.fault_report import record
 
 from shared.audio import decode_audio
 from shared.keys import job_dir, manifest_path, plan_path, segment_path
 from shared.ledger import Ledger
 from shared.schema import JobPlan
 from shared.storage import Storage, open_storage
+from tests.support.fault_report import record
 from tests.support.processes import FarmProcesses, wait_for_state
 from tests.support.services import RedisService, SeaweedS3
 
