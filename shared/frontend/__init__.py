@@ -9,16 +9,45 @@ sentence (or one piece of an over-long sentence) and becomes one audio clip.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import BadInputError
 from shared.frontend.lexicon import Lexicon
-from shared.frontend.normalize import normalize
-from shared.frontend.sentences import split_sentences
+from shared.frontend.normalize import has_speakable, normalize
+from shared.frontend.sentences import split_characters, split_clauses, split_sentences, split_words
 
 __all__ = ["Frontend", "FrontendSegment", "Lexicon", "create_frontend"]
+
+
+FIT_SAFETY = 0.85
+"""Fraction of max_tokens a split piece aims at, since tokens per character vary along a sentence."""
+
+
+def attach_unspeakable(pieces: Sequence[str]) -> list[str]:
+    """A piece with nothing to say (a lone quote or bracket) joins its neighbour instead of being lost."""
+    merged: list[str] = []
+    for piece in pieces:
+        if merged and not (has_speakable(piece) and has_speakable(merged[-1])):
+            merged[-1] += piece
+        else:
+            merged.append(piece)
+    return merged
+
+
+def pack_pieces(pieces: Sequence[str], budget: int) -> list[str]:
+    """Consecutive pieces joined greedily while they stay within ``budget`` characters."""
+    groups: list[str] = []
+    current = ""
+    for piece in pieces:
+        if current and len(current) + len(piece) > budget:
+            groups.append(current)
+            current = ""
+        current += piece
+    if current:
+        groups.append(current)
+    return groups
 
 
 @dataclass(frozen=True)
@@ -52,6 +81,37 @@ class Frontend(ABC):
         for paragraph in paragraphs:
             segments.extend(self.segment_paragraph(paragraph))
         return segments
+
+    @abstractmethod
+    def ids(self, text: str) -> list[int]:
+        """The engine's token ids for one normalised piece of text."""
+
+    def truncate(self, ids: list[int]) -> list[int]:
+        """The last resort when even one character is too long: cut to max_tokens."""
+        return ids[: self.max_tokens]
+
+    def fit(self, text: str) -> list[tuple[str, list[int]]]:
+        """The text as pieces that each fit max_tokens: whole, else clauses, else words, else characters."""
+        text = text.strip()
+        if not has_speakable(text):
+            return []
+        ids = self.ids(text)
+        if len(ids) <= self.max_tokens:
+            return [(text, ids)]
+        # Characters per piece that should stay under the limit, with room for the estimate being off.
+        budget = max(1, int(self.max_tokens * FIT_SAFETY * len(text) / len(ids)))
+        splitters: Sequence[Callable[[str], list[str]]] = (
+            split_clauses,
+            split_words,
+            lambda t: split_characters(t, budget),
+        )
+        for split in splitters:
+            pieces = attach_unspeakable(split(text))
+            if len(pieces) > 1:
+                break
+        else:
+            return [(text, self.truncate(ids))]
+        return [fitted for group in pack_pieces(pieces, budget) for fitted in self.fit(group)]
 
     def plain_sentences(self, paragraphs: Sequence[str]) -> list[str]:
         """Normalised sentences without tokenising: a cheap count for plans and estimates."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from shared.errors import BadInputError
@@ -18,13 +18,12 @@ from shared.frontend import Frontend, FrontendSegment
 from shared.frontend.chinese import is_chinese
 from shared.frontend.lexicon import Lexicon
 from shared.frontend.normalize import has_speakable, normalize
-from shared.frontend.sentences import split_characters, split_clauses, split_sentences, split_words
+from shared.frontend.sentences import split_sentences
 
 _ESPEAK_LOCK = threading.Lock()
 _PHONEMIZER: Any = None
 _PHONEME_BLOCK_SPLIT = r"(\[\[.*?\]\])"
 _CHINESE_ESPEAK_VOICES = ("cmn", "yue", "zh", "sit/")
-_SAFETY = 0.85
 """Pack pieces to this share of max_tokens, measured from the whole sentence's ids per character."""
 
 
@@ -68,7 +67,7 @@ class PiperFrontend(Frontend):
             return []
         pieces: list[tuple[str, list[int]]] = []
         for sentence in split_sentences(text):
-            pieces.extend(self._fit(self.lexicon.apply(sentence) if self.lexicon else sentence))
+            pieces.extend(self.fit(self.lexicon.apply(sentence) if self.lexicon else sentence))
         return [
             FrontendSegment(text=piece, ids=ids, paragraph_end=index == len(pieces) - 1)
             for index, (piece, ids) in enumerate(pieces)
@@ -81,33 +80,7 @@ class PiperFrontend(Frontend):
         phonemes = [p for p in self._phonemes(text) if p in self._id_map]
         return list(phonemes_to_ids(phonemes, self._id_map))
 
-    def _fit(self, text: str) -> list[tuple[str, list[int]]]:
-        """The text as pieces that each fit max_tokens: whole, else clauses, else words, else characters."""
-        text = text.strip()
-        if not has_speakable(text):
-            return []
-        ids = self.ids(text)
-        if len(ids) <= self.max_tokens:
-            return [(text, ids)]
-        per_char = len(ids) / len(text)
-        budget = max(1, int(self.max_tokens * _SAFETY / per_char))
-        splitters: Sequence[Callable[[str], list[str]]] = (
-            split_clauses,
-            split_words,
-            lambda t: split_characters(t, budget),
-        )
-        for split in splitters:
-            pieces = _attach_unspeakable(split(text))
-            if len(pieces) > 1:
-                break
-        else:
-            return [(text, self._truncate(ids))]
-        out: list[tuple[str, list[int]]] = []
-        for group in _pack(pieces, budget):
-            out.extend(self._fit(group))
-        return out
-
-    def _truncate(self, ids: list[int]) -> list[int]:
+    def truncate(self, ids: list[int]) -> list[int]:
         """Unreachable in practice (one character never needs hundreds of ids); keeps the bound absolute."""
         return [*ids[: self.max_tokens - 1], ids[-1]]
 
@@ -141,28 +114,3 @@ class PiperFrontend(Frontend):
         while phonemes and phonemes[-1] == " ":
             phonemes.pop()
         return phonemes
-
-
-def _attach_unspeakable(pieces: Sequence[str]) -> list[str]:
-    """A piece with nothing to say (a lone quote or bracket) joins its neighbour instead of being lost."""
-    merged: list[str] = []
-    for piece in pieces:
-        if merged and not (has_speakable(piece) and has_speakable(merged[-1])):
-            merged[-1] += piece
-        else:
-            merged.append(piece)
-    return merged
-
-
-def _pack(pieces: Sequence[str], budget: int) -> list[str]:
-    """Consecutive pieces joined greedily while they stay within ``budget`` characters."""
-    groups: list[str] = []
-    current = ""
-    for piece in pieces:
-        if current and len(current) + len(piece) > budget:
-            groups.append(current)
-            current = ""
-        current += piece
-    if current:
-        groups.append(current)
-    return groups

@@ -14,7 +14,6 @@ model's own tokenisation of the whole prompt.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,12 @@ from shared.errors import BadInputError
 from shared.frontend import Frontend, FrontendSegment
 from shared.frontend.lexicon import Lexicon
 from shared.frontend.normalize import has_speakable, normalize
-from shared.frontend.sentences import split_characters, split_clauses, split_sentences, split_words
+from shared.frontend.sentences import split_sentences
 
 #: Qwen2's pre-tokenizer pattern (transformers' Qwen2Converter).
 QWEN2_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
-_SAFETY = 0.85
 
 
 def load_tokenizer(directory: Path) -> Any:
@@ -109,47 +107,8 @@ class Qwen3Frontend(Frontend):
             return []
         pieces: list[tuple[str, list[int]]] = []
         for sentence in split_sentences(text):
-            pieces.extend(self._fit(self.lexicon.apply(sentence) if self.lexicon else sentence))
+            pieces.extend(self.fit(self.lexicon.apply(sentence) if self.lexicon else sentence))
         return [
             FrontendSegment(text=piece, ids=ids, paragraph_end=index == len(pieces) - 1)
             for index, (piece, ids) in enumerate(pieces)
         ]
-
-    def _fit(self, text: str) -> list[tuple[str, list[int]]]:
-        """The sentence whole if it fits max_tokens; else clauses, else words, else runs of characters."""
-        text = text.strip()
-        if not has_speakable(text):
-            return []
-        ids = self.ids(text)
-        if len(ids) <= self.max_tokens:
-            return [(text, ids)]
-        budget = max(1, int(self.max_tokens * _SAFETY * len(text) / len(ids)))
-        splitters: Sequence[Callable[[str], list[str]]] = (
-            split_clauses,
-            split_words,
-            lambda t: split_characters(t, budget),
-        )
-        for split in splitters:
-            pieces = split(text)
-            if len(pieces) > 1:
-                break
-        else:
-            return [(text, ids[: self.max_tokens])]
-        out: list[tuple[str, list[int]]] = []
-        for group in _pack(pieces, budget):
-            out.extend(self._fit(group))
-        return out
-
-
-def _pack(pieces: Sequence[str], budget: int) -> list[str]:
-    """Consecutive pieces joined greedily while they stay within ``budget`` characters."""
-    groups: list[str] = []
-    current = ""
-    for piece in pieces:
-        if current and len(current) + len(piece) > budget:
-            groups.append(current)
-            current = ""
-        current += piece
-    if current:
-        groups.append(current)
-    return groups
