@@ -49,13 +49,26 @@ def group_by_key(segments: Iterable[SegmentPlan]) -> dict[str, list[SegmentPlan]
     return groups
 
 
-def stored_keys(storage: Storage, voice: str, keys: Sequence[str], threads: int = 16) -> set[str]:
-    """Which keys already have audio; HEADs run in parallel on object stores."""
+LIST_THRESHOLD = 2000
+"""From this many keys on, listing the voice's key shards beats one HEAD per key on an object store."""
+
+
+def stored_keys(
+    storage: Storage, voice: str, keys: Sequence[str], threads: int = 16, list_threshold: int = LIST_THRESHOLD
+) -> set[str]:
+    """Which keys already have audio: parallel HEADs for a few, shard listings for many."""
     if isinstance(storage, LocalStorage) or len(keys) < 8:
         return {key for key in keys if storage.exists(segment_path(voice, key))}
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        found = pool.map(lambda key: storage.exists(segment_path(voice, key)), keys)
-        return {key for key, present in zip(keys, found, strict=True) if present}
+        if len(keys) < list_threshold:
+            found = pool.map(lambda key: storage.exists(segment_path(voice, key)), keys)
+            return {key for key, present in zip(keys, found, strict=True) if present}
+        # Segments live at segments/<voice>/<key[:2]>/<key>.flac: one listing per shard the keys fall in.
+        wanted = set(keys)
+        shards = sorted({key[:2] for key in keys})
+        listed = pool.map(lambda shard: list(storage.list(f"segments/{voice}/{shard}")), shards)
+        names = {path.rsplit("/", 1)[-1].removesuffix(".flac") for paths in listed for path in paths}
+        return wanted & names
 
 
 def submit_plan(

@@ -74,3 +74,22 @@ def test_an_unreachable_endpoint_is_a_storage_error() -> None:
     storage = open_storage("s3://bucket/p", endpoint_url=f"http://127.0.0.1:{free_port_pair()}")
     with pytest.raises(StorageError, match="check the endpoint"):
         storage.check()
+
+
+def test_existence_by_head_and_by_shard_listing_agree(s3_server: SeaweedS3) -> None:
+    """Submit checks a few keys with HEADs and many keys by listing their shards: both give the same answer."""
+    import hashlib
+
+    from producer.submit import stored_keys
+    from shared.keys import segment_path
+
+    storage = open_storage(f"s3://{s3_server.new_bucket()}/farm", endpoint_url=s3_server.endpoint)
+    keys = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(60)]
+    present = set(keys[::3])
+    for key in present:
+        storage.put_bytes(segment_path("en_US-joe-medium", key), b"flac")
+    storage.put_bytes(segment_path("other-voice", keys[1]), b"flac")  # another voice's segment is not ours
+
+    by_head = stored_keys(storage, "en_US-joe-medium", keys, list_threshold=10_000)
+    by_listing = stored_keys(storage, "en_US-joe-medium", keys, list_threshold=10)
+    assert by_head == by_listing == present
