@@ -216,6 +216,7 @@ def _sample_memory(
                 ("total", stats.total_bytes),
                 ("used", stats.allocated_bytes),
                 ("peak", stats.peak_bytes),
+                ("reserved", stats.reserved_bytes),
             ):
                 if value is not None:
                     metrics.device_memory.labels(**labels, kind=kind).set(value)

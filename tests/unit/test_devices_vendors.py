@@ -36,6 +36,7 @@ torch.npu = types.SimpleNamespace(
     mem_get_info=lambda device=None: (3 << 30, 64 << 30),
     memory_allocated=lambda device=None: 123,
     max_memory_allocated=lambda device=None: 456,
+    memory_reserved=lambda device=None: 789,
     reset_peak_memory_stats=lambda device=None: CALLS.append(("reset", str(device))),
     get_device_name=lambda index=0: "Ascend910B (fake)",
     is_bf16_supported=lambda: True,
@@ -87,6 +88,7 @@ torch.cuda.synchronize = lambda device=None: CALLS.append(("synchronize", str(de
 torch.cuda.mem_get_info = lambda device=None: (5 << 30, 96 << 30)
 torch.cuda.memory_allocated = lambda device=None: 11
 torch.cuda.max_memory_allocated = lambda device=None: 22
+torch.cuda.memory_reserved = lambda device=None: 33
 torch.cuda.get_device_name = lambda device=None: "P800 (fake)"
 __version__ = "fake-cuda-mode"
 '''
@@ -166,7 +168,8 @@ def test_npu_backend_with_fake_torch_npu_and_torchair(tmp_path: Path) -> None:
             "device": str(device),
             "seen_visible": torch_npu.SEEN_VISIBLE,
             "calls": torch_npu.CALLS,
-            "memory": [memory.free_bytes, memory.total_bytes, memory.allocated_bytes, memory.peak_bytes],
+            "memory": [memory.free_bytes, memory.total_bytes, memory.allocated_bytes, memory.peak_bytes,
+                       memory.reserved_bytes],
             "bf16": backend.supports_dtype(torch.bfloat16),
             "compile_backend": backend.compile_backend(),
             "identity": backend.identity().runtime,
@@ -178,7 +181,7 @@ def test_npu_backend_with_fake_torch_npu_and_torchair(tmp_path: Path) -> None:
     assert result["device"] == "npu:0"
     assert result["seen_visible"] == "2"  # pinned before torch_npu was imported
     assert result["calls"][:2] == [["set_device", 0], ["synchronize", "npu:0"]]
-    assert result["memory"] == [3 << 30, 64 << 30, 123, 456]
+    assert result["memory"] == [3 << 30, 64 << 30, 123, 456, 789]
     assert result["bf16"] is True
     assert result["compile_backend"] == "fake-torchair-backend"
     assert result["identity"]["torch_npu"] == "2.5.1.fake" and result["identity"]["cann"] == "8.0.fake"
@@ -239,7 +242,8 @@ def test_kunlunxin_cuda_compatible_release_runs_on_torch_cuda_never_intel_xpu(tm
             "mode": backend.mode,
             "seen_visible": torch_xmlir.SEEN_VISIBLE,
             "calls": torch_xmlir.CALLS,
-            "memory": [memory.free_bytes, memory.total_bytes, memory.allocated_bytes, memory.peak_bytes],
+            "memory": [memory.free_bytes, memory.total_bytes, memory.allocated_bytes, memory.peak_bytes,
+                       memory.reserved_bytes],
             "identity": [backend.identity().name, backend.identity().runtime["torch_xmlir"]],
             "bf16": backend.supports_dtype(torch.bfloat16),
             "compiles_by_default": backend.compiles_by_default,
@@ -251,7 +255,7 @@ def test_kunlunxin_cuda_compatible_release_runs_on_torch_cuda_never_intel_xpu(tm
     assert result["mode"] == "cuda"
     assert result["seen_visible"] == {"XPU_VISIBLE_DEVICES": "5", "CUDA_VISIBLE_DEVICES": "0"}
     assert result["calls"] == [["set_device", 0], ["synchronize", "cuda:0"]]
-    assert result["memory"] == [5 << 30, 96 << 30, 11, 22]
+    assert result["memory"] == [5 << 30, 96 << 30, 11, 22, 33]
     assert result["identity"] == ["P800 (fake)", "fake-cuda-mode"]
     assert result["bf16"] is True
     assert result["compiles_by_default"] is False

@@ -60,6 +60,8 @@ class MemoryStats:
     total_bytes: int | None
     allocated_bytes: int | None
     peak_bytes: int | None
+    reserved_bytes: int | None = None
+    """Held by the framework's caching allocator (allocated plus its cache); None where there is none."""
 
 
 @dataclass(frozen=True)

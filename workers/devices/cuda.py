@@ -81,6 +81,7 @@ class TorchCudaRuntime(DeviceBackend):
             int(total),
             torch.cuda.memory_allocated(self.device),
             torch.cuda.max_memory_allocated(self.device),
+            torch.cuda.memory_reserved(self.device),
         )
 
     def reset_peak_memory(self) -> None:

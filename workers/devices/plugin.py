@@ -57,7 +57,14 @@ class TorchPluginRuntime(DeviceBackend):
         runtime = self.runtime()
         free, total = runtime.mem_get_info(self.device)
         allocated = int(runtime.memory_allocated(self.device))
-        return MemoryStats(int(free), int(total), allocated, int(runtime.max_memory_allocated(self.device)))
+        reserved = getattr(runtime, "memory_reserved", None)
+        return MemoryStats(
+            int(free),
+            int(total),
+            allocated,
+            int(runtime.max_memory_allocated(self.device)),
+            int(reserved(self.device)) if reserved is not None else None,
+        )
 
     def reset_peak_memory(self) -> None:
         self.runtime().reset_peak_memory_stats(self.device)
