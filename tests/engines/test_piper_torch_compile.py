@@ -19,6 +19,7 @@ from shared.voices import VoiceFiles
 from workers.engines.base import WarmupRecord
 from workers.engines.piper_onnx import PiperOnnxEngine
 from workers.engines.piper_torch import PiperTorchEngine
+from workers.engines.piper_torch.engine import FRAME_STEP, STATIC_FRAME_BUCKETS
 
 SHORT = "Mrs."  # 17 tokens, 60-90 frames: fits the 32-token, 128-frame shape
 LONGER = "For this I had deprived myself of rest and health."  # 111 tokens, more frames than the largest bucket
@@ -95,12 +96,59 @@ def test_frames_past_the_largest_bucket_are_rendered_whole(
     assert max_abs_diff(output.audio[0], expected) < 1e-4
 
 
-def test_frame_bucket_rounds_up_past_the_largest(torch_engine: PiperTorchEngine) -> None:
-    largest = torch_engine.frame_buckets[-1]
+def test_static_frame_buckets_round_up_past_the_largest(voice: VoiceFiles) -> None:
+    engine = PiperTorchEngine(voice, "cpu", compile=False, frame_buckets=STATIC_FRAME_BUCKETS)
+    largest = STATIC_FRAME_BUCKETS[-1]
 
-    assert torch_engine.frames_bucket(1) == torch_engine.frame_buckets[0]
-    assert torch_engine.frames_bucket(largest) == largest
-    assert torch_engine.frames_bucket(largest + 1) == 2 * largest
+    assert engine.frames_bucket(1) == STATIC_FRAME_BUCKETS[0]
+    assert engine.frames_bucket(largest) == largest
+    assert engine.frames_bucket(largest + 1) == 2 * largest
+
+
+def test_symbolic_frame_buckets_are_steps_of_frame_step(torch_engine: PiperTorchEngine) -> None:
+    assert torch_engine.frame_buckets is None
+    assert torch_engine.frames_bucket(1) == FRAME_STEP
+    assert torch_engine.frames_bucket(FRAME_STEP + 1) == 2 * FRAME_STEP
+    assert torch_engine.frames_bucket(100 * FRAME_STEP) == 100 * FRAME_STEP
+
+
+def test_frame_buckets_share_a_graph_and_never_compile_after_warmup(
+    voice: VoiceFiles, phonemize: Callable[[str], list[int]]
+) -> None:
+    engine = PiperTorchEngine(voice, "cpu", compile=True, threads=2)
+    graphs_before = counters["stats"]["unique_graphs"]
+    engine.warmup([(32, 1)], frame_buckets=[64, 80])
+    graphs_after_warmup = counters["stats"]["unique_graphs"]
+    short, longer = request(phonemize(SHORT), name="short"), request(phonemize("Very well, said he."), name="x")
+
+    outputs = [engine.synthesize([item], pad_to=32) for item in (short, longer)]
+
+    assert graphs_after_warmup - graphs_before == 2, "stage B compiled once per frame bucket"  # stage A + stage B
+    assert counters["stats"]["unique_graphs"] == graphs_after_warmup, "a new frame count compiled after warm-up"
+    assert [output.padded_frames for output in outputs] == [64, 128]
+    eager = PiperTorchEngine(voice, "cpu", compile=False)
+    for item, output in zip((short, longer), outputs, strict=True):
+        assert max_abs_diff(output.audio[0], eager.synthesize([item], pad_to=32).audio[0]) < 1e-4
+
+
+def test_frame_sorted_decoding_renders_each_item_as_alone_and_pads_less(
+    voice: VoiceFiles, phonemize: Callable[[str], list[int]]
+) -> None:
+    texts = ["Mrs.", "Very well, said he.", "Hello.", "The sun set over the hills.", "No.", "It was late."]
+    items = [request(phonemize(text), name=text) for text in texts]
+    plain = PiperTorchEngine(voice, "cpu", compile=False)
+    sorting = PiperTorchEngine(voice, "cpu", compile=False)
+    records = sorting.sort_by_frames({64: 2}, {64: 6})
+
+    whole = plain.synthesize(items, pad_to=64)
+    sorted_output = sorting.synthesize(items, pad_to=64)
+
+    assert [(r.tokens, r.batch, r.frames) for r in records] == [(64, 6, None)]  # stage A warmed for the call
+    assert sorted_output.useful_frames == whole.useful_frames
+    assert sorted_output.padded_frames < whole.padded_frames
+    assert [len(a) for a in sorted_output.audio] == [len(a) for a in whole.audio]
+    for item, audio in zip(items, sorted_output.audio, strict=True):
+        assert max_abs_diff(audio, plain.synthesize([item], pad_to=64).audio[0]) < 1e-4
 
 
 def test_a_batch_is_padded_up_to_a_warmed_batch_size(voice: VoiceFiles, phonemize: Callable[[str], list[int]]) -> None:

@@ -100,6 +100,9 @@ class DeviceBackend(ABC):
     vendor_module: ClassVar[str | None] = None
     """The plugin to import after pinning (``torch_npu``...), or None when torch alone suffices."""
     compiles_by_default: ClassVar[bool] = True
+    static_frames: ClassVar[bool] = False
+    """Compile the audio stage once per frame bucket instead of once with a symbolic frame axis
+    (graph compilers that want every shape static, such as Ascend's)."""
     fatal_messages: ClassVar[tuple[str, ...]] = ()
     """Error text meaning the card itself is broken (the process must exit, not retry)."""
 
@@ -194,16 +197,30 @@ class DeviceBackend(ABC):
         """What ``torch.compile`` should lower with on this family."""
         return "inductor"
 
-    def compile(self, module: Callable[..., Any], on_fallback: Callable[[BaseException], None] | None = None) -> Any:
-        """``torch.compile`` with static shapes and no graph breaks, falling back to eager if it fails."""
+    def compile(
+        self,
+        module: Callable[..., Any],
+        on_fallback: Callable[[BaseException], None] | None = None,
+        *,
+        marked_dynamic: bool = False,
+    ) -> Any:
+        """``torch.compile`` without graph breaks, falling back to eager if it fails.
+
+        Shapes are static: every shape is its own graph, unless ``marked_dynamic``,
+        where the axes the caller marks with ``torch._dynamo.mark_dynamic`` are
+        symbolic (one graph for every length along them) and all others stay static.
+        """
         import torch
         import torch._dynamo.config as dynamo_config
 
-        # Every (batch, bucket) shape is its own graph: allow many, never go dynamic.
+        # Every (batch, bucket) shape is its own graph: allow many, never go dynamic by surprise.
         for name in ("recompile_limit", "cache_size_limit"):
             if hasattr(dynamo_config, name):
                 setattr(dynamo_config, name, max(getattr(dynamo_config, name), 512))
-        compiled = torch.compile(module, backend=self.compile_backend(), dynamic=False, fullgraph=True)
+        dynamo_config.automatic_dynamic_shapes = False
+        compiled = torch.compile(
+            module, backend=self.compile_backend(), dynamic=None if marked_dynamic else False, fullgraph=True
+        )
         return EagerFallback(compiled, module, on_fallback)
 
     # --- health ----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ class NpuBackend(TorchPluginRuntime):
     torch_type = "npu"
     visible_devices_env = "ASCEND_RT_VISIBLE_DEVICES"
     vendor_module = "torch_npu"
+    static_frames = True
     fatal_messages = ("device lost", "aicore exception", "task abort", "heartbeat lost")
 
     @classmethod

@@ -10,7 +10,7 @@ Prometheus series.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -74,9 +74,17 @@ class Engine(ABC):
         or DeviceError (fatal: the worker exits).
         """
 
+    sorts_by_frames: ClassVar[bool] = False
+    """Whether the engine can decode one call in frame-sorted batches (see ``sort_by_frames``)."""
+
     def warmup(self, shapes: Iterable[tuple[int, int]]) -> list[WarmupRecord]:
         """Run every (tokens, batch) shape once so the first real batch pays no compile cost."""
         return []
+
+    def sort_by_frames(self, decode_sizes: Mapping[int, int], call_sizes: Mapping[int, int]) -> list[WarmupRecord]:
+        """Take calls of up to ``call_sizes[edge]`` items and decode them in frame-sorted batches of
+        ``decode_sizes[edge]``; returns the warm-up of the larger first stage. Only where ``sorts_by_frames``."""
+        raise NotImplementedError(f"{self.name} decodes each call as one batch")
 
     def canary_request(self) -> EngineRequest:
         """A known-good request: if this fails too, the engine or card is broken, not the segment."""

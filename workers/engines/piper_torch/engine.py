@@ -6,8 +6,22 @@ stage A on ``[B, L]`` tokens, then the frame totals pick a frame bucket
 the engine was warmed up with, so the shapes a worker meets are the shapes
 it compiled; after warm-up, a shape outside that set (an unusually long
 segment, an unusual batch) runs eagerly instead of stalling on a compile.
-Frames beyond the largest bucket round up to a multiple of it: long
-segments are slower, never dropped.
+
+Frame buckets are multiples of ``FRAME_STEP`` frames, and stage B is
+compiled once per batch size with a symbolic frame axis, so a bucket costs
+no compile and a batch pads at most ``FRAME_STEP - 1`` frames per item. Device
+families whose graph compilers want every shape static (``static_frames``)
+use the geometric ``STATIC_FRAME_BUCKETS`` instead, one graph each; frames
+beyond the largest round up to a multiple of it: long segments are slower,
+never dropped.
+
+Frame-sorted decoding: the frame count of a segment is only known after
+stage A, and items with the same token count differ by about 9% in frames.
+Given more items than its decode batch size for the bucket
+(``sort_by_frames``), the engine runs stage A on all of them, sorts them by
+frames and runs stage B in batches of that size, so each decoded batch holds
+items of nearly the same length. That is what brings useful frames per
+computed frame above 0.9 at a batch of 16 (see ``voxfarm bench``).
 """
 
 from __future__ import annotations
@@ -15,7 +29,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,9 +48,11 @@ from workers.engines.piper_torch.onnx_weights import load_voice_weights
 
 log = logging.getLogger(__name__)
 
-#: Frame buckets (1 frame = hop samples, 11.6 ms at 22050 Hz with hop 256): steps of 1.33-1.5x, so
-#: a batch pads at most a third of its frames; the last one is 47 s of audio.
-DEFAULT_FRAME_BUCKETS = (64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
+#: Frame buckets on a symbolic frame axis (1 frame = hop samples, 11.6 ms at 22050 Hz with hop 256).
+FRAME_STEP = 16
+#: Static frame buckets: steps of 1.33-1.5x, so a batch pads at most a third of its frames; the last
+#: one is 47 s of audio.
+STATIC_FRAME_BUCKETS = (64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
 #: Stage A pads its outputs to this many tokens so stage B compiles per (batch, frames) only.
 TOKEN_CAPACITY = 512
 #: Frames per token seen at length_scale 1 (Piper ids interleave a pad id after every phoneme):
@@ -46,13 +63,36 @@ FRAMES_PER_TOKEN = (1.0, 4.0)
 PRECISIONS = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+def frame_bucket(frames: int, buckets: Sequence[int] | None) -> int:
+    """The frame count a batch whose longest item has ``frames`` is padded to.
+
+    ``buckets`` None: the next multiple of FRAME_STEP (a symbolic frame axis).
+    Otherwise the smallest static bucket that holds it; past the largest, a
+    multiple of the largest.
+    """
+    if buckets is None:
+        return max(1, math.ceil(frames / FRAME_STEP)) * FRAME_STEP
+    for bucket in buckets:
+        if frames <= bucket:
+            return bucket
+    return math.ceil(frames / buckets[-1]) * buckets[-1]
+
+
+def frame_sorted_batches(frame_counts: Sequence[int], size: int) -> list[list[int]]:
+    """Indices of the items sorted by frames, cut into batches of ``size``: similar lengths decode together."""
+    order = sorted(range(len(frame_counts)), key=lambda index: frame_counts[index])
+    return [order[start : start + size] for start in range(0, len(order), size)]
+
+
 @dataclass
 class _Result:
     """What the two stages produced for one padded batch."""
 
-    audio: np.ndarray
+    audio: list[np.ndarray]
+    """Per real item, trimmed to its own frames."""
     frames: list[int]
-    bucket: int
+    padded_frames: int
+    """Rows x frame bucket, summed over the decoded batches."""
     encoder_s: float
     decoder_s: float
 
@@ -84,13 +124,15 @@ class PiperTorchEngine(Engine):
         cache_dir: Path | None = None,
         precision: str = "fp32",
         compile: bool | None = None,
-        frame_buckets: Sequence[int] = DEFAULT_FRAME_BUCKETS,
+        frame_buckets: Sequence[int] | None = None,
         threads: int = 1,
         token_capacity: int = TOKEN_CAPACITY,
     ) -> None:
         if precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {precision!r}; use one of: {', '.join(PRECISIONS)}")
-        if not frame_buckets or list(frame_buckets) != sorted(set(frame_buckets)) or frame_buckets[0] < 1:
+        if frame_buckets is not None and (
+            not frame_buckets or list(frame_buckets) != sorted(set(frame_buckets)) or frame_buckets[0] < 1
+        ):
             raise ConfigError(f"frame buckets must be increasing positive integers, got {list(frame_buckets)}")
         if int(voice.config.get("num_speakers", 1)) > 1:
             raise BadInputError(f"voice {voice.id} is multi-speaker; piper-torch supports single-speaker voices only")
@@ -108,7 +150,11 @@ class PiperTorchEngine(Engine):
             torch.set_num_threads(threads)
         self.voice = voice
         self.sample_rate = voice.sample_rate
-        self.frame_buckets = tuple(frame_buckets)
+        if frame_buckets is None and self.backend.static_frames:
+            frame_buckets = STATIC_FRAME_BUCKETS
+        self.frame_buckets: tuple[int, ...] | None = None if frame_buckets is None else tuple(frame_buckets)
+        """Static frame buckets, or None: multiples of FRAME_STEP on a symbolic frame axis."""
+        self._decode_sizes: dict[int, int] = {}
         self.compiled = self.backend.compiles_by_default if compile is None else compile
         # compile=None lets warm-up drop the compiled graphs where they measure no faster than eager.
         self._decide_by_measurement = compile is None
@@ -140,7 +186,9 @@ class PiperTorchEngine(Engine):
             log.warning("compiling piper-torch on %s failed; running eagerly: %s", self.device, exc)
 
         self._stage_a = self.backend.compile(self._eager_a, on_fallback=fell_back)
-        self._stage_b = self.backend.compile(self._eager_b, on_fallback=fell_back)
+        self._stage_b = self.backend.compile(
+            self._eager_b, on_fallback=fell_back, marked_dynamic=self.frame_buckets is None
+        )
 
     # --- synthesis -------------------------------------------------------------------------
 
@@ -152,21 +200,26 @@ class PiperTorchEngine(Engine):
         prepared = self._prepare(batch, pad_to, rows)
         prepare_s = time.perf_counter() - started
         try:
-            with self.backend.errors("synthesis"), torch.inference_mode():
-                result = self._run(prepared, real=len(batch))
+            with self.backend.errors("synthesis"), torch.inference_mode(), self._no_compiling_after_warmup():
+                result = self._run(prepared, real=len(batch), pad_to=pad_to)
         except (DeviceError, DeviceOutOfMemoryError, BadInputError):
             raise
         except Exception as exc:
             raise EngineError(f"piper-torch failed on a batch of {len(batch)} on {self.device}: {exc}") from exc
-        frames = result.frames
         return EngineOutput(
-            audio=[np.ascontiguousarray(result.audio[row, : frames[row] * self.hop]) for row in range(len(batch))],
+            audio=result.audio,
             stage_seconds={"prepare": prepare_s, "encoder": result.encoder_s, "decoder": result.decoder_s},
             padded_tokens=rows * prepared.ids.shape[1],
             useful_tokens=sum(len(item.ids) for item in batch),
-            padded_frames=rows * result.bucket,
-            useful_frames=sum(frames[: len(batch)]),
+            padded_frames=result.padded_frames,
+            useful_frames=sum(result.frames[: len(batch)]),
         )
+
+    sorts_by_frames = True
+
+    def sort_by_frames(self, decode_sizes: Mapping[int, int], call_sizes: Mapping[int, int]) -> list[WarmupRecord]:
+        self._decode_sizes = {edge: max(1, size) for edge, size in decode_sizes.items()}
+        return self.warmup_durations(call_sizes.items())
 
     def durations(self, batch: Sequence[EngineRequest], pad_to: int = 0) -> list[int]:
         """Frames each segment renders to, from stage A alone: for planning buckets without vocoding."""
@@ -175,14 +228,47 @@ class PiperTorchEngine(Engine):
         prepared = self._prepare(batch, pad_to, self._batch_rows(len(batch)))
         rows, width = prepared.ids.shape
         stage_a = self._stage_a if not self._warm_a or (rows, width) in self._warm_a else self._eager_a
-        with self.backend.errors("durations"), torch.inference_mode():
+        with self.backend.errors("durations"), torch.inference_mode(), self._no_compiling_after_warmup():
             frames = stage_a(*self._inputs_a(prepared))[3]
             return [int(count) for count in frames[: len(batch)].cpu()]
+
+    def _no_compiling_after_warmup(self) -> AbstractContextManager[Any]:
+        """After warm-up a shape no graph covers runs eagerly instead of stalling the card on a compile.
+
+        On a symbolic frame axis a compiler may still split the range (the CPU's
+        convolution heuristics guard on sizes); this keeps such a split off the
+        serving path too.
+        """
+        if self.compiled and self._warm_b:
+            stance: AbstractContextManager[Any] = torch.compiler.set_stance("eager_on_recompile")
+            return stance
+        return nullcontext()
 
     def _batch_rows(self, size: int) -> int:
         """Pad the batch up to the nearest warmed batch size, so no new shape is met."""
         warmed = sorted({batch for batch, _ in self._warm_a if batch >= size})
         return warmed[0] if warmed else size
+
+    def _decode_rows(self, size: int) -> int:
+        """Stage B's counterpart of ``_batch_rows``."""
+        warmed = sorted({batch for batch, _ in self._warm_b if batch >= size})
+        return warmed[0] if warmed else size
+
+    def _decode_groups(self, frame_counts: Sequence[int], rows: int, real: int, pad_to: int) -> list[list[int]]:
+        """Which rows of stage A each stage-B call decodes, in order.
+
+        Up to the decode size, all rows in one call (filler rows included: they
+        have no frames). Past it, the real rows sorted by frames, cut into
+        batches of the decode size, each padded to a warmed size by repeating
+        its shortest row (the repeat's audio is dropped).
+        """
+        size = self._decode_sizes.get(pad_to)
+        if size is None or real <= size:
+            return [list(range(rows))]
+        return [
+            group + [group[0]] * (self._decode_rows(len(group)) - len(group))
+            for group in frame_sorted_batches(frame_counts[:real], size)
+        ]
 
     def _prepare(self, batch: Sequence[EngineRequest], pad_to: int, rows: int) -> _Prepared:
         width = max(pad_to, *(len(item.ids) for item in batch))
@@ -211,13 +297,18 @@ class PiperTorchEngine(Engine):
         return _Prepared(ids, lengths, duration_noise, noise_w, length_scale, noise_scale, noises)
 
     def _run(
-        self, prepared: _Prepared, real: int, frames_bucket: int | None = None, stages: tuple[Any, Any] | None = None
+        self,
+        prepared: _Prepared,
+        real: int,
+        frames_bucket: int | None = None,
+        stages: tuple[Any, Any] | None = None,
+        pad_to: int = 0,
     ) -> _Result:
         """Both stages on one padded batch; ``stages`` and ``frames_bucket`` force a path (warm-up)."""
         rows, width = prepared.ids.shape
         started = time.perf_counter()
         if stages is not None:
-            stage_a, stage_b = stages
+            stage_a = stages[0]
         else:
             stage_a = self._stage_a if not self._warm_a or (rows, width) in self._warm_a else self._eager_a
         durations, mean, log_scale, frames = stage_a(*self._inputs_a(prepared))
@@ -225,19 +316,63 @@ class PiperTorchEngine(Engine):
         encoder_s = time.perf_counter() - started
 
         started = time.perf_counter()
-        longest = max(frame_counts[:real])
+        audio: list[np.ndarray | None] = [None] * real
+        padded = 0
+        stage_a_out = (durations, mean, log_scale, frames)
+        for group in self._decode_groups(frame_counts, rows, real, pad_to or width):
+            decoded, bucket = self._decode(
+                prepared, stage_a_out, frame_counts, group, real, frames_bucket, None if stages is None else stages[1]
+            )
+            padded += len(group) * bucket
+            for position, row in enumerate(group):
+                if row < real and audio[row] is None:
+                    audio[row] = np.ascontiguousarray(decoded[position, : frame_counts[row] * self.hop])
+        done = [clip for clip in audio if clip is not None]
+        return _Result(done, frame_counts, padded, encoder_s, time.perf_counter() - started)
+
+    def _decode(  # noqa: PLR0917 - one stage-B call over chosen rows of stage A's output
+        self,
+        prepared: _Prepared,
+        stage_a_out: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+        frame_counts: Sequence[int],
+        group: list[int],
+        real: int,
+        frames_bucket: int | None,
+        stage_b: Any,
+    ) -> tuple[np.ndarray, int]:
+        """Stage B on the rows ``group`` of stage A's output: (audio [rows, samples], frame bucket)."""
+        durations, mean, log_scale, frames = stage_a_out
+        noise_scale = prepared.noise_scale
+        if group != list(range(len(frame_counts))):
+            index = torch.tensor(group, dtype=torch.long)
+            on_device = index.to(durations.device)
+            durations, mean, log_scale, frames = (t.index_select(0, on_device) for t in stage_a_out)
+            noise_scale = noise_scale.index_select(0, index)
+        longest = max(frame_counts[row] for row in group if row < real)
         # Buckets exist for compiled graphs; an eager engine pads only to the batch's longest item.
         bucket = frames_bucket or (self.frames_bucket(longest) if self.compiled else longest)
-        noise = torch.zeros(rows, self.shape.prior_channels, bucket)
-        for row, segment_noise in enumerate(prepared.noises):
+        noise = torch.zeros(len(group), self.shape.prior_channels, bucket)
+        for position, row in enumerate(group):
+            segment_noise = prepared.noises[row]
             if segment_noise is not None and float(prepared.noise_scale[row]) > 0:
                 count = min(frame_counts[row], bucket)
-                noise[row, :, :count] = segment_noise.latent(frame_counts[row], self.shape.prior_channels)[:, :count]
-        if stages is None:
-            stage_b = self._stage_b if not self._warm_b or (rows, bucket) in self._warm_b else self._eager_b
-        audio = stage_b(*self._inputs_b(durations, mean, log_scale, frames, noise, prepared.noise_scale))
-        host_audio = audio[:real].float().cpu().numpy()
-        return _Result(host_audio, frame_counts, bucket, encoder_s, time.perf_counter() - started)
+                latent = segment_noise.latent(frame_counts[row], self.shape.prior_channels)
+                noise[position, :, :count] = latent[:, :count]
+        if stage_b is None:
+            stage_b = self._stage_b if self._is_warm_b(len(group), bucket) else self._eager_b
+        inputs = self._inputs_b(durations, mean, log_scale, frames, noise, noise_scale)
+        if self.compiled and self.frame_buckets is None:
+            torch._dynamo.mark_dynamic(inputs[4], 2)
+        audio = stage_b(*inputs)
+        return audio.float().cpu().numpy(), bucket
+
+    def _is_warm_b(self, rows: int, bucket: int) -> bool:
+        """Whether stage B has compiled this shape (any frame count, on a symbolic frame axis)."""
+        if not self._warm_b:
+            return True
+        if self.frame_buckets is None:
+            return any(batch == rows for batch, _ in self._warm_b)
+        return (rows, bucket) in self._warm_b
 
     def _inputs_a(self, prepared: _Prepared) -> tuple[torch.Tensor, ...]:
         tensors = (prepared.ids, prepared.lengths, prepared.duration_noise, prepared.noise_w, prepared.length_scale)
@@ -275,18 +410,24 @@ class PiperTorchEngine(Engine):
 
     def frames_bucket(self, frames: int) -> int:
         """The smallest frame bucket that holds ``frames``; past the largest, a multiple of it."""
-        for bucket in self.frame_buckets:
-            if frames <= bucket:
-                return bucket
-        largest = self.frame_buckets[-1]
-        return math.ceil(frames / largest) * largest
+        return frame_bucket(frames, self.frame_buckets)
 
     # --- warm-up ---------------------------------------------------------------------------
 
     def frame_buckets_for(self, tokens: int) -> list[int]:
-        """The frame buckets a token bucket's batches land in at ordinary speeds (see FRAMES_PER_TOKEN)."""
+        """The frame buckets a token bucket's batches land in at ordinary speeds (see FRAMES_PER_TOKEN).
+
+        On a symbolic frame axis one graph normally serves them all: warm-up
+        runs a ladder from the shortest to the longest, doubling, which compiles
+        once and catches any split of the range a compiler makes.
+        """
         low = self.frames_bucket(max(1, int(tokens / 2 * FRAMES_PER_TOKEN[0])))
         high = self.frames_bucket(int(tokens * FRAMES_PER_TOKEN[1]))
+        if self.frame_buckets is None:
+            ladder = [low]
+            while ladder[-1] < high:
+                ladder.append(min(self.frames_bucket(2 * ladder[-1]), high))
+            return ladder
         return [bucket for bucket in self.frame_buckets if low <= bucket <= high] or [high]
 
     def warmup(
@@ -320,6 +461,23 @@ class PiperTorchEngine(Engine):
         ):
             log.info("compiled piper-torch is not faster than eager on %s; running eagerly", self.device)
             self._stage_a, self._stage_b, self.compiled = self._eager_a, self._eager_b, False
+        return records
+
+    def warmup_durations(self, shapes: Iterable[tuple[int, int]]) -> list[WarmupRecord]:
+        """Compile and run stage A alone for (tokens, batch) shapes: the larger calls of frame-sorted decoding."""
+        records: list[WarmupRecord] = []
+        for tokens, batch in shapes:
+            if (batch, tokens) in self._warm_a:
+                continue
+            prepared = self._synthetic(tokens, batch)
+            timings = []
+            for _ in range(2):
+                started = time.perf_counter()
+                with self.backend.errors("warm-up"), torch.inference_mode():
+                    self._stage_a(*self._inputs_a(prepared))[3].cpu()
+                timings.append(time.perf_counter() - started)
+            records.append(WarmupRecord(tokens, batch, None, timings[0], timings[1]))
+            self._warm_a.add((batch, tokens))
         return records
 
     def _synthetic(self, tokens: int, batch: int) -> _Prepared:
