@@ -122,6 +122,13 @@ class Settings(BaseSettings):
     max_batch_tokens: int = Field(
         default=8192, ge=32, description="Largest padded token count (items x edge) of one batch."
     )
+    frame_sort_batches: int = Field(
+        default=8,
+        ge=1,
+        description="Engines with a separate duration stage (piper-torch) take up to this many batches' worth "
+        "of one bucket per call, run the duration stage on all of them, and decode them in batches sorted by "
+        "frame count, so a decoded batch holds items of nearly the same length (1 = off).",
+    )
     max_wait_ms: int = Field(
         default=50, ge=0, description="Longest an item waits for its batch to fill before it is released."
     )

@@ -220,6 +220,8 @@ class BatchRunner:
                     "buckets": [item.payload.bucket for item in batch.items],
                     "keys": [item.payload.key[:12] for item in batch.items],
                     "seconds": round(elapsed, 4),
+                    "useful_frames": output.useful_frames,
+                    "padded_frames": output.padded_frames,
                 }
             },
         )

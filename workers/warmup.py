@@ -36,10 +36,13 @@ class Card(Protocol):
 @dataclass
 class WarmupResult:
     sizes: dict[int, int]
+    """Batch size per bucket edge: what the card computes at once."""
     records: list[WarmupRecord] = field(default_factory=list)
     measurements: list[Measurement] = field(default_factory=list)
     tuned_from_cache: bool = False
     seconds: float = 0.0
+    call_sizes: dict[int, int] = field(default_factory=dict)
+    """Items per engine call: ``sizes``, or a multiple of them where the engine sorts by frames."""
 
 
 def budget_sizes(policy: BucketPolicy, settings: Settings) -> dict[int, int]:
@@ -71,6 +74,14 @@ def warm_up(
         )
         result.sizes, result.measurements, result.tuned_from_cache = tuned.sizes, tuned.measurements, tuned.from_cache
     result.records = engine.warmup([(edge, result.sizes[edge]) for edge in policy.edges])
+    result.call_sizes = dict(result.sizes)
+    factor = settings.frame_sort_batches
+    if engine.sorts_by_frames and factor > 1 and max(result.sizes.values()) > 1:
+        result.call_sizes = {edge: size * factor for edge, size in result.sizes.items()}
+        result.records += engine.sort_by_frames(result.sizes, result.call_sizes)
+        log.info(
+            "engine calls of up to %s items, decoded in frame-sorted batches of %s", result.call_sizes, result.sizes
+        )
     for record in result.records:
         log.info(
             "warm-up shape tokens=%d batch=%d: first %.3fs, steady %.3fs",

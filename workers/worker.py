@@ -133,17 +133,19 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
             server.stop()
         return 0
 
+    # Items per engine call: the tuned batch, or several where the engine decodes them sorted by frames.
+    calls = warmed.call_sizes
     batch_policy = BatchPolicy(
-        max_items=settings.max_batch_items,
-        max_tokens=settings.max_batch_tokens,
+        max_items=max(calls.values()),
+        max_tokens=max(edge * size for edge, size in calls.items()),
         max_wait_s=settings.max_wait_ms / 1000.0,
-        items_per_edge=tuned,
+        items_per_edge=calls,
         fold_fraction=settings.fold_fraction,
         interactive_wait_s=settings.interactive_wait_ms / 1000.0,
     )
     batcher: Batcher[SegmentTask] = Batcher(batch_policy, policy.edges)
     for edge in policy.edges:
-        metrics.tuned_batch_size.labels(**labels, bucket=str(edge)).set(batch_policy.capacity(edge))
+        metrics.tuned_batch_size.labels(**labels, bucket=str(edge)).set(tuned[edge])
 
     def on_fatal(exc: BaseException) -> None:
         log.critical("fatal device error, stopping the worker: %s", exc)

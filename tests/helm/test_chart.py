@@ -152,6 +152,7 @@ def test_pools_consume_only_their_buckets_of_their_one_model(hybrid: Rendered) -
     assert json.loads(env["VOXFARM_BUCKET_EDGES"]["value"]) == [128, 256, 512]
     assert json.loads(cpu_env["VOXFARM_BUCKET_EDGES"]["value"]) == [32, 64]
     assert env["VOXFARM_ENGINE"]["value"] == "piper-torch"
+    assert env["VOXFARM_FRAME_SORT_BATCHES"]["value"] == "8"
     # The control plane keeps every edge: producers route to all of them.
     assert json.loads(hybrid.configmap_env()["VOXFARM_BUCKET_EDGES"]) == [32, 64, 128, 256, 512]
 

@@ -45,6 +45,15 @@ Go. Wait here until I come back with the lantern and the rope from the shed behi
 Everything that had happened that night seemed to belong to another world, a world of stories and songs.
 """
 
+#: Every batch logged, fixed batch sizes, a generous wait so batches fill, and no folding.
+BATCH_LOGS = {
+    **JSON_LOGS,
+    "VOXFARM_LOG_LEVEL": "DEBUG",
+    "VOXFARM_MAX_WAIT_MS": "400",
+    "VOXFARM_FOLD_FRACTION": "0",
+    "VOXFARM_BATCH_TUNING": "off",
+}
+
 
 def _plan(path: Path) -> JobPlan:
     settings = load_settings()
@@ -58,14 +67,7 @@ def test_every_batch_holds_items_of_one_bucket_only(
 ) -> None:
     worker = farm.worker(
         "cpu:0",
-        extra_env={
-            **JSON_LOGS,
-            "VOXFARM_LOG_LEVEL": "DEBUG",
-            "VOXFARM_MAX_WAIT_MS": "400",
-            "VOXFARM_FOLD_FRACTION": "0",
-            "VOXFARM_MAX_BATCH_ITEMS": "4",
-            "VOXFARM_BATCH_TUNING": "off",
-        },
+        extra_env={**BATCH_LOGS, "VOXFARM_MAX_BATCH_ITEMS": "4"},
         extra_args=["--concurrency", "16"],
     )
     result = farm.cli("submit", str(write_book(tmp_path, VARIED, "varied.md")), "--json")
@@ -147,3 +149,27 @@ def test_a_killed_workers_messages_are_redelivered_and_rendered_once(
     assert set(rendered) == {s.key for s in plan.segments}
     assert max(rendered.values()) == 1, [k for k, n in rendered.items() if n > 1]
     assert ledger.status(job).done == total
+
+
+def test_a_torch_worker_decodes_larger_calls_in_frame_sorted_batches(
+    farm: FarmProcesses, farm_env: dict[str, str], tmp_path: Path
+) -> None:
+    edges = {"VOXFARM_BUCKET_EDGES": "[32, 64, 128]"}
+    worker = farm.worker(
+        "cpu:0",
+        extra_env={**BATCH_LOGS, **edges, "VOXFARM_MAX_BATCH_ITEMS": "2", "VOXFARM_FRAME_SORT_BATCHES": "3"},
+        extra_args=["--engine", "piper-torch", "--concurrency", "16"],
+    )
+    book = write_book(tmp_path, VARIED, "varied.md")
+    result = farm.cli("submit", str(book), "--engine", "piper-torch", "--json", extra_env=edges)
+    assert result.returncode == 0, result.stderr
+    job = json.loads(result.stdout)["job"]
+    assert wait_for_state(farm_env["VOXFARM_REDIS_URL"], job, {"assembling", "done"}, 300) in {"assembling", "done"}
+
+    assert "decoded in frame-sorted batches of {32: 2, 64: 2, 128: 2}" in worker.log()
+    formed = batches(worker.log())
+    assert any(batch["size"] > 2 for batch in formed), "no call held more than one decode batch"
+    assert max(batch["size"] for batch in formed) <= 6
+    for batch in formed:
+        assert set(batch["buckets"]) == {batch["edge"]}, batch
+        assert batch["padded_frames"] >= batch["useful_frames"] > 0
