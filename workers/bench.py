@@ -72,13 +72,6 @@ class Padding:
         }
 
 
-def frame_bucket(frames: int, buckets: Sequence[int]) -> int:
-    for bucket in buckets:
-        if frames <= bucket:
-            return bucket
-    return -(-frames // buckets[-1]) * buckets[-1]
-
-
 def fifo_padding(items: Sequence[Item], batch: int) -> Padding:
     """Consecutive items, each batch padded to its own longest item (dynamic shapes: FIFO's best case)."""
     useful_t = useful_f = computed_t = computed_f = 0
@@ -91,20 +84,32 @@ def fifo_padding(items: Sequence[Item], batch: int) -> Padding:
     return Padding(useful_t, computed_t, useful_f, computed_f)
 
 
-def bucketed_padding(
-    items: Sequence[Item], batch: int, edges: Sequence[int], frame_buckets: Sequence[int], window: int | None = None
+def bucketed_padding(  # noqa: PLR0917 - the worker's batching knobs, as the worker sets them
+    items: Sequence[Item],
+    batch: int,
+    edges: Sequence[int],
+    frame_buckets: Sequence[int] | None,
+    sort_batches: int = 1,
+    window: int | None = None,
 ) -> Padding:
-    """The worker's batcher on the same items: a bounded window in hand, static shapes (edge x frame bucket).
+    """The worker's batcher and engine on the same items, as an accelerator worker runs them.
 
     Items arrive in book order; the worker holds ``window`` of them at once
-    (its message concurrency, twice the batch by default) and releases full
-    batches, then drains the rest at the end as deadline batches.
+    (its message concurrency: twice the largest call by default) and its
+    batcher releases calls of one bucket, full or on their deadline. A call
+    holds up to ``sort_batches`` batches, which the engine decodes sorted by
+    frames (``frame_sorted_batches``); every decoded batch is padded to the
+    edge in tokens and to its frame bucket (``frame_bucket``: None means
+    steps on a symbolic frame axis) in frames.
     """
+    from workers.engines.piper_torch.engine import frame_bucket, frame_sorted_batches
+
+    call = batch * sort_batches
     clock = [0.0]
     batcher: Batcher[Item] = Batcher(
-        BatchPolicy(max_items=batch, max_tokens=10**9, max_wait_s=1.0), edges, clock=lambda: clock[0]
+        BatchPolicy(max_items=call, max_tokens=10**9, max_wait_s=1.0), edges, clock=lambda: clock[0]
     )
-    window = window or 2 * batch
+    window = window or 2 * call
     useful_t = useful_f = computed_t = computed_f = 0
     pending = list(items)
     held = 0
@@ -117,12 +122,17 @@ def bucketed_padding(
         if formed is None:
             clock[0] += 2.0  # nothing full: let the oldest bucket's deadline pass
             continue
-        group = formed.payloads
-        held -= len(group)
-        useful_t += sum(i.tokens for i in group)
-        useful_f += sum(i.frames for i in group)
-        computed_t += len(group) * formed.edge
-        computed_f += len(group) * frame_bucket(max(i.frames for i in group), frame_buckets)
+        called = formed.payloads
+        held -= len(called)
+        useful_t += sum(i.tokens for i in called)
+        useful_f += sum(i.frames for i in called)
+        computed_t += len(called) * formed.edge
+        groups: Sequence[Sequence[int]] = [range(len(called))]
+        if len(called) > batch:
+            groups = frame_sorted_batches([i.frames for i in called], batch)
+        for group in groups:
+            longest = max(called[index].frames for index in group)
+            computed_f += len(group) * frame_bucket(longest, frame_buckets)
     return Padding(useful_t, computed_t, useful_f, computed_f)
 
 
@@ -346,13 +356,18 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     segments = padding_plan.segments
     frames = measure_frames(voice, [s.ids for s in segments], params)
     items = [Item(len(s.ids), f) for s, f in zip(segments, frames, strict=True)]
-    from workers.engines.piper_torch.engine import DEFAULT_FRAME_BUCKETS
+    from workers.engines.piper_torch.engine import STATIC_FRAME_BUCKETS
 
     # On a CPU the tuned size is one item (warm-up's 'auto'): report it beside the accelerator-typical batch.
+    # A worker sorts by frames only where it batches (warm-up: batch sizes above one).
     rows = {}
     for batch in sorted({options.padding_batch, 1}):
+        sort = settings.frame_sort_batches if batch > 1 else 1
+        static = bucketed_padding(items, batch, policy.edges, STATIC_FRAME_BUCKETS, sort)
         rows[str(batch)] = {
-            "bucketed": bucketed_padding(items, batch, policy.edges, DEFAULT_FRAME_BUCKETS).as_dict(),
+            "bucketed": bucketed_padding(items, batch, policy.edges, None, sort).as_dict(),
+            "bucketed_static_frames": static.as_dict(),
+            "bucketed_unsorted": bucketed_padding(items, batch, policy.edges, None).as_dict(),
             "fifo": fifo_padding(items, batch).as_dict(),
         }
     headline = rows[str(options.padding_batch)]
@@ -362,6 +377,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
         "batch": options.padding_batch,
         "segments": len(items),
         "book": options.padding_book.name,
+        "frame_sort_batches": settings.frame_sort_batches,
         "by_batch": rows,
     }
 
@@ -422,11 +438,13 @@ def format_table(report: dict[str, Any]) -> str:
     pad = report["padding_efficiency"]
     lines.append(f"(a) padding efficiency, {pad['segments']} segments of {pad['book']} (useful / computed)")
     lines.append(
-        f"    {'batch':>5}  {'bucketed frames':>15}  {'fifo frames':>11}  {'bucketed tokens':>15}  {'fifo tokens':>11}"
+        f"    {'batch':>5}  {'bucketed frames':>15}  {'static frames':>13}  {'unsorted frames':>15}  "
+        f"{'fifo frames':>11}  {'bucketed tokens':>15}  {'fifo tokens':>11}"
     )
     for batch, row in pad["by_batch"].items():
         lines.append(
-            f"    {batch:>5}  {row['bucketed']['frames']:>15.3f}  {row['fifo']['frames']:>11.3f}  "
+            f"    {batch:>5}  {row['bucketed']['frames']:>15.3f}  {row['bucketed_static_frames']['frames']:>13.3f}  "
+            f"{row['bucketed_unsorted']['frames']:>15.3f}  {row['fifo']['frames']:>11.3f}  "
             f"{row['bucketed']['tokens']:>15.3f}  {row['fifo']['tokens']:>11.3f}"
         )
     lines.append("(b) batch sweep on this device")
