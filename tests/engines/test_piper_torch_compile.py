@@ -14,6 +14,7 @@ import torch
 from engine_helpers import max_abs_diff, request
 from torch._dynamo.utils import counters
 
+from shared.errors import DeviceOutOfMemoryError
 from shared.schema import SynthesisParams
 from shared.voices import VoiceFiles
 from workers.engines.base import WarmupRecord
@@ -162,3 +163,24 @@ def test_a_batch_is_padded_up_to_a_warmed_batch_size(voice: VoiceFiles, phonemiz
     assert output.useful_tokens == len(item.ids)
     assert len(output.audio) == 1
     assert max_abs_diff(output.audio[0], engine.synthesize([item], pad_to=len(item.ids)).audio[0]) < 1e-4
+
+
+def test_out_of_memory_in_a_frame_sorted_call_halves_the_decode_batches(
+    voice: VoiceFiles, phonemize: Callable[[str], list[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = PiperTorchEngine(voice, "cpu", compile=False)
+    engine.sort_by_frames({32: 4}, {32: 16})
+    items = [request(phonemize("Hello."), name=str(i)) for i in range(8)]
+
+    def no_memory(*_: object) -> torch.Tensor:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(engine, "_stage_b", no_memory)
+    with pytest.raises(DeviceOutOfMemoryError):
+        engine.synthesize(items, pad_to=32)
+    monkeypatch.undo()
+
+    output = engine.synthesize(items, pad_to=32)
+
+    assert engine._decode_sizes[32] == 2
+    assert len(output.audio) == len(items)

@@ -202,7 +202,10 @@ class PiperTorchEngine(Engine):
         try:
             with self.backend.errors("synthesis"), torch.inference_mode(), self._no_compiling_after_warmup():
                 result = self._run(prepared, real=len(batch), pad_to=pad_to)
-        except (DeviceError, DeviceOutOfMemoryError, BadInputError):
+        except DeviceOutOfMemoryError:
+            self._shrink_decode_size(pad_to, len(batch))
+            raise
+        except (DeviceError, BadInputError):
             raise
         except Exception as exc:
             raise EngineError(f"piper-torch failed on a batch of {len(batch)} on {self.device}: {exc}") from exc
@@ -243,6 +246,18 @@ class PiperTorchEngine(Engine):
             stance: AbstractContextManager[Any] = torch.compiler.set_stance("eager_on_recompile")
             return stance
         return nullcontext()
+
+    def _shrink_decode_size(self, edge: int, items: int) -> None:
+        """Out of memory on a frame-sorted call: halve its decode batches too, not only the call.
+
+        The runner halves the call and lowers the bucket's call cap; without
+        this the engine would keep decoding batches of the size that did not
+        fit until calls shrank below it, and frame sorting would end there.
+        """
+        size = self._decode_sizes.get(edge)
+        if size is not None and size > 1 and items > size:
+            self._decode_sizes[edge] = size // 2
+            log.warning("out of device memory at bucket %d: decode batches lowered to %d", edge, size // 2)
 
     def _batch_rows(self, size: int) -> int:
         """Pad the batch up to the nearest warmed batch size, so no new shape is met."""
