@@ -71,9 +71,18 @@ class Frontend(ABC):
         self.lexicon = lexicon
         self.language = language
 
-    @abstractmethod
     def segment_paragraph(self, paragraph: str) -> list[FrontendSegment]:
-        """Normalise, split into sentences, tokenise; the last segment has ``paragraph_end`` set."""
+        """Normalise, split into sentences, apply the lexicon, tokenise; the last segment ends the paragraph."""
+        text = normalize(paragraph, self.language)
+        if not has_speakable(text):
+            return []
+        pieces: list[tuple[str, list[int]]] = []
+        for sentence in split_sentences(text):
+            pieces.extend(self.fit(self.lexicon.apply(sentence) if self.lexicon else sentence))
+        return [
+            FrontendSegment(text=piece, ids=ids, paragraph_end=index == len(pieces) - 1)
+            for index, (piece, ids) in enumerate(pieces)
+        ]
 
     def segment_chapter(self, paragraphs: Sequence[str]) -> list[FrontendSegment]:
         """All segments of a chapter, in reading order."""

@@ -14,11 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.errors import BadInputError
-from shared.frontend import Frontend, FrontendSegment
+from shared.frontend import Frontend
 from shared.frontend.chinese import is_chinese
 from shared.frontend.lexicon import Lexicon
-from shared.frontend.normalize import has_speakable, normalize
-from shared.frontend.sentences import split_sentences
 
 _ESPEAK_LOCK = threading.Lock()
 _PHONEMIZER: Any = None
@@ -60,18 +58,6 @@ class PiperFrontend(Frontend):
         self._voice = str(espeak.get("voice", ""))
         clusters = voice_config.get("vowel_clusters")
         self._vowel_clusters = {tuple(c) for c in clusters} if clusters else None
-
-    def segment_paragraph(self, paragraph: str) -> list[FrontendSegment]:
-        text = normalize(paragraph, self.language)
-        if not has_speakable(text):
-            return []
-        pieces: list[tuple[str, list[int]]] = []
-        for sentence in split_sentences(text):
-            pieces.extend(self.fit(self.lexicon.apply(sentence) if self.lexicon else sentence))
-        return [
-            FrontendSegment(text=piece, ids=ids, paragraph_end=index == len(pieces) - 1)
-            for index, (piece, ids) in enumerate(pieces)
-        ]
 
     def ids(self, text: str) -> list[int]:
         """Token ids for already-normalised text, as one sequence whatever espeak's own sentence breaks."""

@@ -18,10 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import BadInputError
-from shared.frontend import Frontend, FrontendSegment
+from shared.frontend import Frontend
 from shared.frontend.lexicon import Lexicon
-from shared.frontend.normalize import has_speakable, normalize
-from shared.frontend.sentences import split_sentences
 
 #: Qwen2's pre-tokenizer pattern (transformers' Qwen2Converter).
 QWEN2_PATTERN = (
@@ -100,15 +98,3 @@ class Qwen3Frontend(Frontend):
     def ids(self, text: str) -> list[int]:
         """Token ids of already-normalised text, without the chat template's special tokens."""
         return list(self._tokenizer.encode(text, add_special_tokens=False).ids)
-
-    def segment_paragraph(self, paragraph: str) -> list[FrontendSegment]:
-        text = normalize(paragraph, self.language)
-        if not has_speakable(text):
-            return []
-        pieces: list[tuple[str, list[int]]] = []
-        for sentence in split_sentences(text):
-            pieces.extend(self.fit(self.lexicon.apply(sentence) if self.lexicon else sentence))
-        return [
-            FrontendSegment(text=piece, ids=ids, paragraph_end=index == len(pieces) - 1)
-            for index, (piece, ids) in enumerate(pieces)
-        ]
