@@ -84,6 +84,12 @@ def frame_sorted_batches(frame_counts: Sequence[int], size: int) -> list[list[in
     return [order[start : start + size] for start in range(0, len(order), size)]
 
 
+def _nearest_warmed(shapes: set[tuple[int, int]], size: int) -> int:
+    """The smallest warmed batch size that holds ``size`` items; ``size`` itself when none does."""
+    warmed = sorted(batch for batch, _ in shapes if batch >= size)
+    return warmed[0] if warmed else size
+
+
 @dataclass
 class _Result:
     """What the two stages produced for one padded batch."""
@@ -115,6 +121,7 @@ class PiperTorchEngine(Engine):
 
     name = "piper-torch"
     version = "1"
+    sorts_by_frames = True
 
     def __init__(
         self,
@@ -218,8 +225,6 @@ class PiperTorchEngine(Engine):
             useful_frames=sum(result.frames[: len(batch)]),
         )
 
-    sorts_by_frames = True
-
     def sort_by_frames(self, decode_sizes: Mapping[int, int], call_sizes: Mapping[int, int]) -> list[WarmupRecord]:
         self._decode_sizes = {edge: max(1, size) for edge, size in decode_sizes.items()}
         return self.warmup_durations(call_sizes.items())
@@ -229,20 +234,18 @@ class PiperTorchEngine(Engine):
         if not batch:
             return []
         prepared = self._prepare(batch, pad_to, self._batch_rows(len(batch)))
-        rows, width = prepared.ids.shape
-        stage_a = self._stage_a if not self._warm_a or (rows, width) in self._warm_a else self._eager_a
         with self.backend.errors("durations"), torch.inference_mode(), self._no_compiling_after_warmup():
-            frames = stage_a(*self._inputs_a(prepared))[3]
+            frames = self._stage_a(*self._inputs_a(prepared))[3]
             return [int(count) for count in frames[: len(batch)].cpu()]
 
     def _no_compiling_after_warmup(self) -> AbstractContextManager[Any]:
         """After warm-up a shape no graph covers runs eagerly instead of stalling the card on a compile.
 
-        On a symbolic frame axis a compiler may still split the range (the CPU's
-        convolution heuristics guard on sizes); this keeps such a split off the
-        serving path too.
+        That covers an unusual batch or token shape, a static frame bucket
+        warm-up did not reach, and a split of a symbolic frame axis that a
+        compiler makes (the CPU's convolution heuristics guard on sizes).
         """
-        if self.compiled and self._warm_b:
+        if self.compiled and self._warm_a:
             stance: AbstractContextManager[Any] = torch.compiler.set_stance("eager_on_recompile")
             return stance
         return nullcontext()
@@ -260,14 +263,12 @@ class PiperTorchEngine(Engine):
             log.warning("out of device memory at bucket %d: decode batches lowered to %d", edge, size // 2)
 
     def _batch_rows(self, size: int) -> int:
-        """Pad the batch up to the nearest warmed batch size, so no new shape is met."""
-        warmed = sorted({batch for batch, _ in self._warm_a if batch >= size})
-        return warmed[0] if warmed else size
+        """Pad stage A's batch up to the nearest warmed batch size, so no new shape is met."""
+        return _nearest_warmed(self._warm_a, size)
 
     def _decode_rows(self, size: int) -> int:
-        """Stage B's counterpart of ``_batch_rows``."""
-        warmed = sorted({batch for batch, _ in self._warm_b if batch >= size})
-        return warmed[0] if warmed else size
+        """Pad stage B's batch likewise."""
+        return _nearest_warmed(self._warm_b, size)
 
     def _decode_groups(self, frame_counts: Sequence[int], rows: int, real: int, pad_to: int) -> list[list[int]]:
         """Which rows of stage A each stage-B call decodes, in order.
@@ -322,10 +323,7 @@ class PiperTorchEngine(Engine):
         """Both stages on one padded batch; ``stages`` and ``frames_bucket`` force a path (warm-up)."""
         rows, width = prepared.ids.shape
         started = time.perf_counter()
-        if stages is not None:
-            stage_a = stages[0]
-        else:
-            stage_a = self._stage_a if not self._warm_a or (rows, width) in self._warm_a else self._eager_a
+        stage_a = self._stage_a if stages is None else stages[0]
         durations, mean, log_scale, frames = stage_a(*self._inputs_a(prepared))
         frame_counts = [int(f) for f in frames.cpu()]  # the one host sync between the stages
         encoder_s = time.perf_counter() - started
@@ -342,6 +340,8 @@ class PiperTorchEngine(Engine):
             for position, row in enumerate(group):
                 if row < real and audio[row] is None:
                     audio[row] = np.ascontiguousarray(decoded[position, : frame_counts[row] * self.hop])
+        if any(clip is None for clip in audio):
+            raise EngineError("a decode plan left an item without audio")  # never a silent drop
         done = [clip for clip in audio if clip is not None]
         return _Result(done, frame_counts, padded, encoder_s, time.perf_counter() - started)
 
@@ -373,21 +373,11 @@ class PiperTorchEngine(Engine):
                 count = min(frame_counts[row], bucket)
                 latent = segment_noise.latent(frame_counts[row], self.shape.prior_channels)
                 noise[position, :, :count] = latent[:, :count]
-        if stage_b is None:
-            stage_b = self._stage_b if self._is_warm_b(len(group), bucket) else self._eager_b
         inputs = self._inputs_b(durations, mean, log_scale, frames, noise, noise_scale)
         if self.compiled and self.frame_buckets is None:
             torch._dynamo.mark_dynamic(inputs[4], 2)
-        audio = stage_b(*inputs)
+        audio = (stage_b or self._stage_b)(*inputs)
         return audio.float().cpu().numpy(), bucket
-
-    def _is_warm_b(self, rows: int, bucket: int) -> bool:
-        """Whether stage B has compiled this shape (any frame count, on a symbolic frame axis)."""
-        if not self._warm_b:
-            return True
-        if self.frame_buckets is None:
-            return any(batch == rows for batch, _ in self._warm_b)
-        return (rows, bucket) in self._warm_b
 
     def _inputs_a(self, prepared: _Prepared) -> tuple[torch.Tensor, ...]:
         tensors = (prepared.ids, prepared.lengths, prepared.duration_noise, prepared.noise_w, prepared.length_scale)
