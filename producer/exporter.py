@@ -329,6 +329,9 @@ def register_exporter(
     )
     collector = ControlPlaneCollector(RedisReader(client, known=configured_queues(settings)), cache_s=cache_s)
     registry.register(collector)
+    from producer.scheduler_metrics import SchedulerCollector
+
+    registry.register(SchedulerCollector(client, cache_s=cache_s))
     return collector
 
 

@@ -31,6 +31,7 @@ from shared.schema import SegmentTask, parse_segment_task
 from shared.settings import Settings
 from shared.storage import Storage
 from workers.batcher import Batcher
+from workers.presence import JobStates
 from workers.runner import BatchRunner, StoredSegment
 from workers.telemetry import WorkerIdentity
 
@@ -52,6 +53,8 @@ class WorkerRuntime:
     identity: WorkerIdentity
     metrics: WorkerMetrics
     hostname: str
+    states: JobStates | None = None
+    """The ledger's job states, cached: a cancelled or paused job's segment is not synthesised."""
 
     # --- one message -------------------------------------------------------
     def handle(self, task: Task, payload: Any) -> dict[str, Any]:
@@ -69,6 +72,9 @@ class WorkerRuntime:
             extra={"job": segment.job, "segment": segment.indexes[0], "key": segment.key, "worker": self.hostname},
         )
 
+        skipped = self._skip(segment)
+        if skipped is not None:
+            return skipped
         labels = self.identity.labels
         bucket = str(segment.bucket)
         try:
@@ -104,6 +110,19 @@ class WorkerRuntime:
             extra={"job": segment.job, "segment": segment.indexes[0], "key": segment.key, "status": stored[1]},
         )
         return {"status": stored[1], "key": segment.key}
+
+    def _skip(self, segment: SegmentTask) -> dict[str, Any] | None:
+        """Acknowledge without synthesis a segment of a cancelled job, or hand back one of a paused job."""
+        state = self.states.state(segment.job) if self.states is not None else ""
+        if state == "cancelled":
+            log.info("segment of a cancelled job acknowledged unrendered", extra={"job": segment.job})
+            return {"status": "cancelled"}
+        if state == "paused":
+            # Not in flight any more: the dispatcher sends it again once the job is resumed.
+            _with_retries(lambda: self.ledger.clear_sent(segment.job, segment.indexes), BrokerError)
+            log.info("segment of a paused job handed back", extra={"job": segment.job})
+            return {"status": "paused"}
+        return None
 
     def _hand_on(self, segment: SegmentTask, exc: WorkerFaultError, attempts: int) -> dict[str, Any]:
         """Put the message back for another worker, without using one of the segment's retries.
