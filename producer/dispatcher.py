@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 CONSUMERS_REFRESH_S = 1.0
 WINDOW_CALLS = 2
 """Engine calls' worth of messages kept queued per worker and bucket."""
+MAX_LABELS = 1000
 UNIT_SEGMENTS = 1
 """Segments per message. Units of several segments of one job and bucket are built and pushed as
 ``{"unit": [...]}``; workers acknowledge such a message only after every segment it carries is stored.
@@ -148,6 +149,8 @@ class Dispatcher:
         self._capture: MessageCapture | None = None
         self._windows: dict[str, int] = {}
         self._windows_at = 0.0
+        self._labels: set[str] = set()
+        """Every tenant|priority seen: reported at 0 once drained, so their series do not vanish."""
 
     # --- the loop ------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -352,13 +355,15 @@ class Dispatcher:
 
     # --- what the exporter shows -----------------------------------------------
     def _write_stats(self, cycle_s: float, now: float) -> None:
-        pending: dict[str, float] = {}
-        starved: dict[str, float] = {}
+        pending: dict[str, float] = dict.fromkeys(self._labels, 0.0)
+        starved: dict[str, float] = dict.fromkeys(self._labels, 0.0)
         for work in self.jobs.values():
+            label = f"{work.share.tenant}|{work.share.priority}"
+            if len(self._labels) < MAX_LABELS:
+                self._labels.add(label)
             owed = work.pending_s
             if owed <= 0:
                 continue
-            label = f"{work.share.tenant}|{work.share.priority}"
             pending[label] = pending.get(label, 0.0) + owed
             waited = now - max(work.share.last_served, work.share.registered_at)
             starved[label] = max(starved.get(label, 0.0), waited)
