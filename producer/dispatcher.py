@@ -37,7 +37,7 @@ from producer.fairshare import DEFAULT_PRIORITY, FairShare, ShareState
 from producer.fenced_push import FencedPush, MessageCapture, Outgoing
 from producer.lease import Lease
 from producer.submit import DEFAULT_TENANT, group_by_key, segment_tasks, send_options, task_queue
-from producer.tenants import Tenant, ensure_tenants
+from producer.tenants import Tenant, ensure_tenants, read_tenants
 from shared.buckets import interactive_queue_name, queue_name
 from shared.engines import engine_spec
 from shared.errors import NotFoundError, VoxfarmError
@@ -53,10 +53,9 @@ CONSUMERS_REFRESH_S = 1.0
 WINDOW_CALLS = 2
 """Engine calls' worth of messages kept queued per worker and bucket."""
 MAX_LABELS = 1000
-UNIT_SEGMENTS = 1
-"""Segments per message. Units of several segments of one job and bucket are built and pushed as
-``{"unit": [...]}``; workers acknowledge such a message only after every segment it carries is stored.
-One segment per message until the worker side of units lands."""
+TENANTS_SEED_S = 30.0
+"""How often, while Redis has no tenants, they are looked for in storage and settings."""
+
 _META_FIELDS = ("state", "tenant", "priority", "lane", "gen", "created_at")
 
 
@@ -149,6 +148,7 @@ class Dispatcher:
         self._capture: MessageCapture | None = None
         self._windows: dict[str, int] = {}
         self._windows_at = 0.0
+        self._seeded_at = float("-inf")
         self._labels: set[str] = set()
         """Every tenant|priority seen: reported at 0 once drained, so their series do not vanish."""
 
@@ -175,6 +175,7 @@ class Dispatcher:
         self.jobs.clear()
         self.policy = FairShare(self.settings.priority_aging_s, self.clock)
         self._windows_at = 0.0
+        self._seeded_at = float("-inf")
 
     def cycle(self) -> CycleResult:
         started = time.perf_counter()
@@ -187,7 +188,10 @@ class Dispatcher:
         if self.lease.value != previous:
             log.info("dispatcher lease taken: %s", self.lease.value)
             self.reset()
-        self.tenants = ensure_tenants(self.redis, self.storage, self.settings)
+        self.tenants = read_tenants(self.redis)
+        if not self.tenants and time.monotonic() - self._seeded_at > TENANTS_SEED_S:
+            self._seeded_at = time.monotonic()  # storage is read rarely: it is the fallback, not the index
+            self.tenants = ensure_tenants(self.redis, self.storage, self.settings)
         self._refresh_jobs()
         self._settle_outstanding()
         room = self._room()
@@ -256,7 +260,7 @@ class Dispatcher:
         tasks = segment_tasks(plan, owed, lane)
         pending = build_units(
             ((task_queue(plan, task), task) for task in tasks),
-            UNIT_SEGMENTS,
+            self.settings.dispatch_unit_segments,
             lambda task: spec.estimate_s(len(task.ids), task.params.length_scale),
         )
         share = ShareState(job, meta.get("tenant", DEFAULT_TENANT), registered_at=created_at, last_served=created_at)

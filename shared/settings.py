@@ -172,6 +172,13 @@ class Settings(BaseSettings):
         description="Messages kept in a bucket queue while no worker of its model has published its batch sizes; "
         "otherwise the window is twice the sum of the live workers' items per engine call for that bucket.",
     )
+    dispatch_unit_segments: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Segments of one job and bucket carried by one message (a work unit), acknowledged once "
+        "every one of them is stored: fewer messages and Redis calls per segment on fast cards.",
+    )
     lease_ttl_s: float = Field(
         default=5.0, gt=0, description="The dispatcher lease: a replica that cannot renew it within this stops."
     )

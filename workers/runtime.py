@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -38,6 +39,8 @@ from workers.telemetry import WorkerIdentity
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+MAX_UNIT_SEGMENTS = 64
+"""Most segments one work-unit message may carry."""
 MAX_WORKER_FAULTS = 3
 """Deliveries of one segment that may end in its worker failing before the segment is called poison."""
 
@@ -59,6 +62,36 @@ class WorkerRuntime:
     # --- one message -------------------------------------------------------
     def handle(self, task: Task, payload: Any) -> dict[str, Any]:
         """Process one delivered message; returning means it may be acknowledged."""
+        try:
+            return self._handle_segment(task, payload)
+        except _RetryLater as later:
+            raise task.retry(exc=later.cause, countdown=later.countdown, max_retries=None) from later.cause
+
+    def handle_unit(self, task: Task, payloads: Any) -> dict[str, Any]:
+        """A work unit: several segments of one job and bucket in one message, acknowledged once all are stored.
+
+        Its segments reach the batcher together; one that must be retried retries the whole unit (what is
+        stored by then costs a HEAD the next time), and one that takes the worker down hands it all on.
+        """
+        attempts = int(task.request.retries or 0) + 1
+        if not isinstance(payloads, list) or not 1 <= len(payloads) <= MAX_UNIT_SEGMENTS:
+            reason = f"a work unit must carry 1 to {MAX_UNIT_SEGMENTS} segments"
+            self._dead_letter(payloads, reason, attempts, reason="invalid")
+            return {"status": "rejected", "reason": reason}
+        with ThreadPoolExecutor(max_workers=len(payloads), thread_name_prefix="voxfarm-unit") as pool:
+            futures = [pool.submit(self._handle_segment, task, payload) for payload in payloads]
+        later: list[_RetryLater] = []
+        for future in futures:
+            try:
+                future.result()
+            except _RetryLater as exc:
+                later.append(exc)
+        if later:
+            first = min(later, key=lambda exc: exc.countdown)
+            raise task.retry(exc=first.cause, countdown=first.countdown, max_retries=None) from first.cause
+        return {"status": "unit", "segments": len(payloads)}
+
+    def _handle_segment(self, task: Task, payload: Any) -> dict[str, Any]:
         attempts = int(task.request.retries or 0) + 1
         try:
             segment = parse_segment_task(payload, self.settings.max_message_bytes)
@@ -101,7 +134,7 @@ class WorkerRuntime:
                 countdown,
                 extra={"job": segment.job, "segment": segment.indexes[0]},
             )
-            raise task.retry(exc=exc, countdown=countdown, max_retries=None) from exc
+            raise _RetryLater(exc, countdown) from exc
 
         self.metrics.segments.labels(**labels, bucket=bucket, status=stored[1]).inc()
         self._complete(segment)
@@ -200,6 +233,14 @@ class WorkerRuntime:
             ),
             Exception,
         )
+
+
+class _RetryLater(Exception):
+    """A segment's message should be retried after ``countdown`` seconds (raised to the message's handler)."""
+
+    def __init__(self, cause: BaseException, countdown: float) -> None:
+        super().__init__(str(cause))
+        self.cause, self.countdown = cause, countdown
 
 
 def _retry_reason(exc: BaseException) -> str:

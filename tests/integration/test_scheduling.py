@@ -225,3 +225,22 @@ def test_operations_on_unknown_or_finished_jobs_and_bad_priorities_exit_2(
     for args in (("pause", job), ("cancel", job), ("priority", job, "10")):
         finished = farm.cli(*args)
         assert finished.returncode == 2 and "done" in finished.stderr, args
+
+
+def test_work_units_carry_several_segments_per_message_and_render_the_book(
+    farm: FarmProcesses, farm_env: dict[str, str], tmp_path: Path
+) -> None:
+    farm.worker("cpu:0")
+    control = farm.control(
+        extra_env={"VOXFARM_DISPATCH_UNIT_SEGMENTS": "4", "VOXFARM_LOG_LEVEL": "DEBUG", "VOXFARM_LOG_FORMAT": "json"}
+    )
+    job = _submit(farm, numbered_book(tmp_path, "Units", 16))
+
+    assert wait_for_state(farm_env["VOXFARM_REDIS_URL"], job, {"done"}, 300) == "done"
+    storage = _storage(farm_env)
+    plan = JobPlan.model_validate_json(storage.get_bytes(plan_path(job)))
+    assert all(storage.exists(segment_path(plan.voice, s.key)) for s in plan.segments)
+    from tests.support.logs import records
+
+    messages = [r for r in records(control.log()) if r.get("msg") == "segment enqueued" and r.get("job") == job]
+    assert plan.segments_total == 16 and len(messages) <= 16 // 4 + len({s.bucket for s in plan.segments})
