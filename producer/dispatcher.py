@@ -149,6 +149,7 @@ class Dispatcher:
         self._windows: dict[str, int] = {}
         self._windows_at = 0.0
         self._seeded_at = float("-inf")
+        self._renewed_at = float("-inf")
         self._labels: set[str] = set()
         """Every tenant|priority seen: reported at 0 once drained, so their series do not vanish."""
 
@@ -180,7 +181,12 @@ class Dispatcher:
     def cycle(self) -> CycleResult:
         started = time.perf_counter()
         previous = self.lease.value
-        if not self.lease.renew():
+        # Renewing a third of the TTL ahead is enough: the fenced push, not the renewal, keeps a stale
+        # holder from writing.
+        due = not previous or time.monotonic() - self._renewed_at > self.settings.lease_ttl_s / 3
+        if due and self.lease.renew():
+            self._renewed_at = time.monotonic()
+        if not self.lease.held:
             if previous:
                 log.warning("dispatcher lease lost to %s", self.lease.current_holder() or "nobody")
                 self.reset()
@@ -206,7 +212,8 @@ class Dispatcher:
         for message in outgoing:
             log.debug("segment enqueued", extra={"job": message.job, "segment": message.indexes[0], "key": message.key})
         elapsed = time.perf_counter() - started
-        self._write_stats(elapsed, now)
+        if due:
+            self._write_stats(elapsed, now)
         return CycleResult(held=True, dispatched=pushed, seconds=elapsed)
 
     # --- jobs ----------------------------------------------------------------

@@ -193,6 +193,8 @@ class Reconciler:
                 )
             except NotFoundError as exc:
                 log.warning("cannot resume %s: %s", job, exc)
+            except BadInputError as exc:  # a cancelled job found in storage: it stays cancelled
+                log.info("not resuming %s: %s", job, exc)
             finally:
                 self.ledger.redis.delete(lock)
         return results

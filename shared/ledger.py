@@ -10,7 +10,7 @@ and the audio, so a ledger lost with its Redis is rebuilt by ``resume``.
 
 Keys (``voxfarm:job:<id>:...``):
     meta     hash: title, voice, engine, model, total, reused, state, timestamps, counters,
-             tenant, priority, lane, gen (bumped to make the dispatcher reload the job)
+             tenant, priority, lane, gen (changed to make the dispatcher reload the job)
     done     set of finished segment indexes
     failed   hash: segment index -> JSON {reason, attempts, at}
     sent     hash: segment index -> last enqueue time (what is in flight)
@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -229,6 +230,7 @@ class Ledger:
             **meta,
             "total": total,
             "state": JobState.QUEUED.value,
+            "gen": uuid.uuid4().hex,
             "created_at": now,
             "updated_at": now,
         }
@@ -273,7 +275,7 @@ class Ledger:
         """Make the dispatcher reload the job from its plan and the ledger (after resume or unpause)."""
         try:
             pipe = self.redis.pipeline(transaction=False)
-            pipe.hincrby(_keys(job)[0], "gen", 1)
+            pipe.hset(_keys(job)[0], "gen", uuid.uuid4().hex)
             pipe.sadd(ACTIVE_KEY, job)
             pipe.execute()
         except redis.RedisError as exc:
