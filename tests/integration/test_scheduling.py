@@ -67,7 +67,7 @@ class DoneTimes:
 
     def _loop(self) -> None:
         while not self._stop.wait(0.05):
-            now = time.monotonic()
+            now = time.time()
             for job in list(self.jobs):
                 for index in self.ledger.done_indexes(job):
                     self.first_seen[job].setdefault(index, now)
@@ -122,10 +122,10 @@ def _render_two(
         times.watch(first)
         while ledger.status(first).done < 4:
             time.sleep(0.05)
-        submitted = time.monotonic()
-        done_at_submit = ledger.status(first).done
-        second = _submit(farm, numbered_book(tmp_path, "Second Book", 48), *second_args)
-        times.watch(second)
+        times.watch("second-book")
+        second = _submit(farm, numbered_book(tmp_path, "Second Book", 48), "--job", "second-book", *second_args)
+        submitted = ledger.status(second).created_at  # when it was registered, not when the command started
+        done_at_submit = sum(1 for at in times.first_seen[first].values() if at < submitted)
         assert wait_for_state(url, first, {"done"}, 400) == "done"
         assert wait_for_state(url, second, {"done"}, 400) == "done"
     share, n1, n2 = _overlap_shares(_storage(farm_env), times, first, second, submitted)
