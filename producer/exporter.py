@@ -63,7 +63,7 @@ INTERACTIVE = "interactive"
 PRIORITY_SEPARATOR = "\x06\x16"
 BINDING_PREFIX = "_kombu.binding."
 UNACKED_KEY = "unacked"
-ACTIVE_STATES = (JobState.RENDERING.value, JobState.ASSEMBLING.value)
+ACTIVE_STATES = (JobState.QUEUED.value, JobState.RENDERING.value, JobState.PAUSED.value, JobState.ASSEMBLING.value)
 
 
 @dataclass(frozen=True)
@@ -219,8 +219,9 @@ class RedisReader:
             if name not in active:
                 continue
             active[name] += 1
-            if name == JobState.RENDERING.value:
+            if name in (JobState.QUEUED.value, JobState.RENDERING.value):  # a paused job is expected to wait
                 remaining += max(int(total or 0) - int(done), 0)
+            if name == JobState.RENDERING.value:
                 age = max(age, now - float(updated or now))
         return active, remaining, age
 
@@ -284,8 +285,12 @@ class ControlPlaneCollector(Collector):
             "voxfarm_unacked_messages", "Messages delivered to a worker and not yet acknowledged (in flight)."
         )
         dead = GaugeMetricFamily("voxfarm_dead_letter_queue_messages", "Entries in the dead-letter list voxfarm.dead.")
-        jobs = GaugeMetricFamily("voxfarm_jobs_active", "Jobs rendering or assembling.", labels=["state"])
-        remaining = GaugeMetricFamily("voxfarm_segments_remaining", "Segments of rendering jobs not yet stored.")
+        jobs = GaugeMetricFamily(
+            "voxfarm_jobs_active", "Jobs queued, rendering, paused or assembling.", labels=["state"]
+        )
+        remaining = GaugeMetricFamily(
+            "voxfarm_segments_remaining", "Segments of queued and rendering jobs not yet stored."
+        )
         age = GaugeMetricFamily(
             "voxfarm_job_progress_age_seconds",
             "Seconds since the rendering job that progressed least recently stored a segment (0 when none renders).",

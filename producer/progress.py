@@ -63,7 +63,7 @@ def watch(
     )
     try:
         while True:
-            if status.state in (JobState.DONE, JobState.FAILED):
+            if status.state in (JobState.DONE, JobState.FAILED, JobState.CANCELLED):
                 bar.n = status.done
                 bar.refresh()
                 return status

@@ -243,4 +243,5 @@ def test_work_units_carry_several_segments_per_message_and_render_the_book(
     from tests.support.logs import records
 
     messages = [r for r in records(control.log()) if r.get("msg") == "segment enqueued" and r.get("job") == job]
-    assert plan.segments_total == 16 and len(messages) <= 16 // 4 + len({s.bucket for s in plan.segments})
+    distinct = len({s.key for s in plan.segments})
+    assert len(messages) <= distinct // 4 + len({s.bucket for s in plan.segments}) < distinct
