@@ -151,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_voice_parsers(sub)
 
+    from producer.api_commands import add_api_parsers
+
+    add_api_parsers(sub)
+
     bench = sub.add_parser("bench", help="padding efficiency, batch sweep and end-to-end speed on this machine")
     bench.add_argument("--book", type=Path, help="book for the end-to-end run (default: the bundled sample)")
     bench.add_argument("--chapter", type=int, default=1, help="1-based chapter rendered end to end (default 1)")
@@ -181,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    from producer import commands
+    from producer import api_commands, commands
 
     handlers: dict[str, Any] = {
         "plan": commands.plan,
@@ -202,6 +206,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "bench": commands.bench,
         "voices": commands.voices,
         "models": commands.models,
+        "api": api_commands.api,
+        "serve": api_commands.serve,
+        "tokens": api_commands.tokens,
     }
     return int(handlers[args.command](args, settings) or 0)
 

@@ -239,6 +239,37 @@ class Settings(BaseSettings):
         default=64, ge=16, le=320, description="Bitrate of MP3 and Opus chapter files and of the M4B (mono speech)."
     )
 
+    # --- HTTP API ------------------------------------------------------------
+    api_host: str = Field(default="127.0.0.1", description="Address `voxfarm api` listens on (0.0.0.0 in a pod).")
+    api_port: int = Field(default=8080, ge=0, le=65535, description="Port of `voxfarm api` (0 = any free port).")
+    api_max_upload_bytes: int = Field(
+        default=50 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body (an uploaded book) for a token that sets no limit of its own.",
+    )
+    api_rate_per_minute: int = Field(
+        default=600, ge=1, description="Requests per minute per token, for a token that sets no rate of its own."
+    )
+    api_speech_max_chars: int = Field(
+        default=4096, ge=1, description="Longest `input` of POST /v1/audio/speech (the OpenAI limit)."
+    )
+    api_speech_timeout_s: float = Field(
+        default=120.0, gt=0, description="How long POST /v1/audio/speech waits for its audio before a 504."
+    )
+    api_upload_idle_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="An upload that sends nothing for this long is cut off with a 408 (a slow or stalled client).",
+    )
+    api_upload_timeout_s: float = Field(
+        default=600.0, gt=0, description="Longest time one request body may take to arrive, however steady."
+    )
+    api_cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from a browser page served elsewhere; empty (the default) "
+        "allows none: the console is served by the API itself.",
+    )
+
     # --- input limits ------------------------------------------------------
     max_book_chars: int = Field(
         default=20_000_000,

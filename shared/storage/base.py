@@ -56,6 +56,16 @@ class Storage(ABC):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(self.get_bytes(path))
 
+    def size(self, path: str) -> int:
+        """An object's length in bytes; raises NotFoundError when it does not exist."""
+        return len(self.get_bytes(path))
+
+    def read_range(self, path: str, start: int, end: int, chunk_bytes: int = 256 * 1024) -> Iterator[bytes]:
+        """Bytes ``start`` to ``end`` inclusive, in chunks: what an HTTP Range request streams (audio seeking)."""
+        data = self.get_bytes(path)[start : end + 1]
+        for offset in range(0, len(data), chunk_bytes):
+            yield data[offset : offset + chunk_bytes]
+
     def check(self) -> None:  # noqa: B027 - optional hook, most backends need no check
         """Fail early with a clear StorageError when the store cannot be used."""
 

@@ -66,6 +66,28 @@ class LocalStorage(Storage):
     def exists(self, path: str) -> bool:
         return self._resolve(path).is_file()
 
+    def size(self, path: str) -> int:
+        target = self._resolve(path)
+        if not target.is_file():
+            raise NotFoundError(f"{path} is not in storage {self.url}")
+        return target.stat().st_size
+
+    def read_range(self, path: str, start: int, end: int, chunk_bytes: int = 256 * 1024) -> Iterator[bytes]:
+        target = self._resolve(path)
+        try:
+            handle = target.open("rb")
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"{path} is not in storage {self.url}") from exc
+        with handle:
+            handle.seek(start)
+            left = end - start + 1
+            while left > 0:
+                chunk = handle.read(min(chunk_bytes, left))
+                if not chunk:
+                    return
+                left -= len(chunk)
+                yield chunk
+
     def list(self, prefix: str) -> Iterator[str]:
         base = self.root / check_path(prefix.rstrip("/")) if prefix.strip("/") else self.root
         if not base.is_dir():

@@ -84,6 +84,27 @@ class S3Storage(Storage):
         except BotoCoreError as exc:
             raise self._fail("HEAD", path, exc) from exc
 
+    def size(self, path: str) -> int:
+        try:
+            return int(self._client.head_object(Bucket=self.bucket, Key=self._key(path))["ContentLength"])
+        except ClientError as exc:
+            if exc.response["Error"].get("Code") in _NOT_FOUND:
+                raise NotFoundError(f"{path} is not in storage {self.url}") from exc
+            raise self._fail("HEAD", path, exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("HEAD", path, exc) from exc
+
+    def read_range(self, path: str, start: int, end: int, chunk_bytes: int = 256 * 1024) -> Iterator[bytes]:
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=self._key(path), Range=f"bytes={start}-{end}")
+            yield from response["Body"].iter_chunks(chunk_bytes)
+        except ClientError as exc:
+            if exc.response["Error"].get("Code") in _NOT_FOUND:
+                raise NotFoundError(f"{path} is not in storage {self.url}") from exc
+            raise self._fail("GET", path, exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("GET", path, exc) from exc
+
     def list(self, prefix: str) -> Iterator[str]:
         full = self._key(prefix.rstrip("/")) + "/" if prefix.strip("/") else (f"{self.prefix}/" if self.prefix else "")
         strip = len(self.prefix) + 1 if self.prefix else 0

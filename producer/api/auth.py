@@ -1,0 +1,95 @@
+"""Who is calling: a bearer token per tenant, its scopes, and its request rate.
+
+The token comes in the ``Authorization: Bearer`` header. The console also
+signs in once (``POST /v1/session``) to get the same token as an HttpOnly,
+SameSite=Strict cookie, which is honoured for GET and HEAD only: audio
+elements and event streams cannot send headers, and a request that changes
+anything must carry the header, so a forged cross-site form changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
+
+from producer.api.farm import Farm
+from producer.tokens import TokenRecord
+
+COOKIE = "voxfarm_token"
+_SAFE_METHODS = ("GET", "HEAD")
+
+
+@dataclass(frozen=True)
+class Caller:
+    token: TokenRecord
+
+    @property
+    def tenant(self) -> str:
+        return self.token.tenant
+
+
+def farm_of(request: Request) -> Farm:
+    farm: Farm = request.app.state.farm
+    return farm
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(401, message, headers={"WWW-Authenticate": 'Bearer realm="voxfarm"'})
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise _unauthorized("use 'Authorization: Bearer <token>'")
+        return value.strip()
+    if request.method in _SAFE_METHODS:
+        return request.cookies.get(COOKIE)
+    return None
+
+
+async def authenticate(request: Request) -> Caller:
+    """The caller's token, checked, and its request counted against its rate."""
+    token = bearer_token(request)
+    if not token:
+        raise _unauthorized("an API token is required: 'Authorization: Bearer <token>' (`voxfarm tokens create`)")
+    if len(token) > 200:
+        raise _unauthorized("invalid or revoked token")
+    farm = farm_of(request)
+    record = await run_in_threadpool(farm.tokens.verify, token)
+    if record is None:
+        raise _unauthorized("invalid or revoked token")
+    limit = record.rate_per_minute or farm.settings.api_rate_per_minute
+    wait_s = await run_in_threadpool(farm.tokens.hit, record.id, limit)
+    if wait_s > 0:
+        raise HTTPException(
+            429,
+            f"rate limit of {limit} requests per minute reached; try again in {wait_s:.0f} s",
+            headers={"Retry-After": str(max(int(wait_s + 0.999), 1))},
+        )
+    request.state.caller = Caller(record)
+    return Caller(record)
+
+
+Authenticated = Annotated[Caller, Depends(authenticate)]
+
+
+def require(scope: str) -> Callable[..., object]:
+    """A dependency that lets through tokens with ``scope`` (admin tokens have every scope)."""
+
+    async def check(caller: Authenticated) -> Caller:
+        if not caller.token.allows(scope):
+            raise HTTPException(403, f"this token lacks the {scope!r} scope")
+        return caller
+
+    return check
+
+
+Reader = Annotated[Caller, Depends(require("read"))]
+Submitter = Annotated[Caller, Depends(require("submit"))]
+Admin = Annotated[Caller, Depends(require("admin"))]

@@ -1,0 +1,220 @@
+"""The farm as the HTTP service sees it: the Operations API and storage, fenced by tenant.
+
+The web layer calls only this class, never a Redis or S3 client, so every
+rule about who may see what lives here: a job of another tenant is
+indistinguishable from a job that does not exist, and a file is served only
+if the job's manifest lists it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from threading import Lock
+from typing import Any
+
+from producer.assemble import load_plan
+from producer.operations import Operations
+from producer.submit import SubmitResult, submit_plan
+from producer.tenants import Tenant
+from producer.tokens import TokenStore
+from shared.errors import NotFoundError
+from shared.keys import job_dir, manifest_path
+from shared.ledger import JobState, JobStatus
+from shared.names import check_job_id, slugify
+from shared.schema import JobPlan, Manifest
+from shared.settings import Settings
+from shared.voices import VoiceRegistry
+
+CONTENT_TYPES = {
+    "flac": "audio/flac",
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "opus": "audio/ogg",
+    "m4b": "audio/mp4",
+    "m4a": "audio/mp4",
+    "srt": "application/x-subrip",
+    "vtt": "text/vtt",
+    "json": "application/json",
+    "jpg": "image/jpeg",
+    "png": "image/png",
+}
+
+
+def scoped_job_id(tenant: str, job: str) -> str:
+    """A job id no other tenant can produce: the readable part of ``job`` and a hash over tenant and id.
+
+    Job ids derive from a book's content, so two tenants submitting the same
+    book would otherwise share (and overwrite) one job.
+    """
+    readable = slugify(job.rsplit("-", 1)[0] if job.count("-") else job, 48)
+    digest = hashlib.sha256(f"{tenant}\0{job}".encode()).hexdigest()[:12]
+    return check_job_id(f"{readable}-{digest}")
+
+
+def rescope(plan: JobPlan, job: str) -> JobPlan:
+    cover = plan.cover.replace(job_dir(plan.job), job_dir(job), 1) if plan.cover else None
+    return plan.model_copy(update={"job": job, "cover": cover})
+
+
+@dataclass
+class ChapterProgress:
+    index: int
+    title: str
+    segments: int
+    done: int
+
+
+@dataclass
+class Farm:
+    """One per service process; thread-safe (FastAPI runs plain endpoints on a thread pool)."""
+
+    operations: Operations
+    tokens: TokenStore
+    _chapters: dict[str, list[tuple[int, str, list[int]]]] = field(default_factory=dict)
+    _lock: Lock = field(default_factory=Lock)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Farm:
+        operations = Operations.from_settings(settings)
+        return cls(operations, TokenStore(operations.ledger.redis))
+
+    @property
+    def settings(self) -> Settings:
+        return self.operations.settings
+
+    # --- reading -----------------------------------------------------------
+    def status(self, tenant: str, job: str) -> JobStatus:
+        """The job's status, or NotFoundError alike for a missing job and another tenant's."""
+        try:
+            status = self.operations.ledger.status(check_job_id(job))
+        except NotFoundError:
+            status = None
+        if status is None or status.meta.get("tenant", "default") != tenant:
+            raise NotFoundError(f"no job {job!r}")
+        return status
+
+    def jobs(self, tenant: str, state: str | None = None) -> list[JobStatus]:
+        found = []
+        for job in self.operations.ledger.jobs():
+            try:
+                status = self.operations.ledger.status(job)
+            except NotFoundError:
+                continue  # finished jobs expire from the ledger
+            if status.meta.get("tenant", "default") == tenant and (state is None or status.state == state):
+                found.append(status)
+        return sorted(found, key=lambda s: s.created_at, reverse=True)
+
+    def chapters(self, status: JobStatus) -> list[ChapterProgress]:
+        """Chapter titles from the stored plan (cached per job) with how many segments of each are done."""
+        with self._lock:
+            layout = self._chapters.get(status.job)
+        if layout is None:
+            plan = load_plan(self.operations.storage, status.job)
+            layout = [(c.index, c.title, [s.index for s in c.segments]) for c in plan.chapters]
+            with self._lock:
+                self._chapters[status.job] = layout
+        finished = status.state == JobState.DONE or status.done >= status.total
+        done = set() if finished else self.operations.ledger.done_indexes(status.job)
+        return [
+            ChapterProgress(index, title, len(indexes), len(indexes) if finished else len(done.intersection(indexes)))
+            for index, title, indexes in layout
+        ]
+
+    def manifest(self, tenant: str, job: str) -> Manifest:
+        self.status(tenant, job)
+        try:
+            return Manifest.model_validate_json(self.operations.storage.get_bytes(manifest_path(job)))
+        except NotFoundError:
+            raise NotFoundError(f"job {job} has no manifest yet: it is not finished") from None
+
+    def output_file(self, tenant: str, job: str, name: str) -> tuple[str, int, str]:
+        """(storage path, size, content type) of a file the job's manifest lists; anything else is not found."""
+        manifest = self.manifest(tenant, job)
+        listed = {c.file for c in manifest.chapters} | set(manifest.files.values())
+        listed |= {n for c in manifest.chapters for n in c.subtitles.values()}
+        if name not in listed:
+            raise NotFoundError(f"job {job} has no file {name!r}; the manifest lists its files")
+        path = f"{job_dir(job)}/{name}"
+        extension = name.rsplit(".", 1)[-1].lower()
+        return path, self.operations.storage.size(path), CONTENT_TYPES.get(extension, "application/octet-stream")
+
+    def read_range(self, path: str, start: int, end: int) -> Iterator[bytes]:
+        return self.operations.storage.read_range(path, start, end)
+
+    def voices(self) -> list[str]:
+        settings = self.settings
+        registry = VoiceRegistry(settings.voices_dir, self.operations.storage, settings.effective_cache_dir)
+        return registry.available()
+
+    def ready(self) -> None:
+        """Raises a RetryableError when Redis or storage cannot be used."""
+        self.operations.ledger.ping()
+        self.operations.storage.check()
+
+    # --- changing ----------------------------------------------------------
+    def submit(
+        self, tenant: str, book: Path, options: dict[str, Any], *, priority: int, lane: str
+    ) -> tuple[SubmitResult, JobPlan]:
+        """Plan the book exactly as `voxfarm submit` does, under a job id scoped to the tenant."""
+        from producer.commands import _plan_with_cover
+
+        args = argparse.Namespace(book=book, **options)
+        plan, cover = _plan_with_cover(args, self.settings, self.operations.storage)
+        plan = rescope(plan, scoped_job_id(tenant, plan.job))
+        return self.submit_plan(tenant, plan, cover=cover, priority=priority, lane=lane), plan
+
+    def submit_plan(
+        self, tenant: str, plan: JobPlan, *, cover: bytes | None = None, priority: int = 50, lane: str = "bulk"
+    ) -> SubmitResult:
+        ops = self.operations
+        if ops.ledger.exists(plan.job):
+            self.status(tenant, plan.job)  # scoped ids make a clash impossible; never touch another tenant's job
+        return submit_plan(
+            plan,
+            storage=ops.storage,
+            ledger=ops.ledger,
+            app=ops.app,
+            tenant=tenant,
+            priority=priority,
+            lane=lane,
+            cover=cover,
+        )
+
+    def pause(self, tenant: str, job: str) -> JobStatus:
+        self.status(tenant, job)
+        return self.operations.pause(job)
+
+    def resume(self, tenant: str, job: str) -> JobStatus:
+        self.status(tenant, job)
+        self.operations.resume(job)
+        return self.operations.status(job)
+
+    def cancel(self, tenant: str, job: str) -> JobStatus:
+        self.status(tenant, job)
+        return self.operations.cancel(job)
+
+    def set_priority(self, tenant: str, job: str, priority: int) -> JobStatus:
+        self.status(tenant, job)
+        return self.operations.set_priority(job, priority)
+
+    def tenants(self) -> list[Tenant]:
+        return self.operations.tenants()
+
+    def set_tenant(self, name: str, *, weight: float | None, quota: int | None) -> Tenant:
+        return self.operations.set_tenant(name, weight=weight, quota=quota)
+
+
+def eta_seconds(status: JobStatus, now: float | None = None) -> float | None:
+    """Seconds left at the rate segments have been rendered so far; None until there is a rate."""
+    if status.state not in (JobState.RENDERING, JobState.QUEUED) or not status.created_at:
+        return None
+    rendered = status.done - status.reused
+    elapsed = (now or time.time()) - status.created_at
+    if rendered <= 0 or elapsed <= 0:
+        return None
+    return round(status.remaining * elapsed / rendered, 1)

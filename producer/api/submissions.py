@@ -1,0 +1,96 @@
+"""POST /v1/jobs: a book uploaded (multipart) or given inline (JSON), planned as `voxfarm submit` plans it.
+
+The upload lands in a private temporary folder under a name of our own
+(only its extension is taken from the client), goes through the same
+loaders and safety checks as a file on the command line, and the folder is
+removed when the request ends, whatever happens.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from producer.api.auth import Submitter, farm_of
+from producer.api.farm import Farm
+from producer.api.models import BookOptions, Submitted, TextSubmission
+from producer.api.uploads import read_json, receive_book
+from shared.errors import BadInputError
+
+router = APIRouter(tags=["jobs"])
+
+_TEXT_SUFFIX = {"txt": ".txt", "md": ".md", "html": ".html"}
+_FLAGS = ("include_matter", "no_titles")
+
+
+def _options(fields: dict[str, Any], model: type[BookOptions]) -> BookOptions:
+    try:
+        return model.model_validate(fields)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors())
+        raise HTTPException(422, f"invalid submission: {problems}") from None
+
+
+def _form_options(fields: dict[str, str]) -> BookOptions:
+    """Form fields are strings: flags read 'true'/'1'/'on', empty fields are left out."""
+    values: dict[str, Any] = {k: v for k, v in fields.items() if v != ""}
+    for flag in _FLAGS:
+        if flag in values:
+            values[flag] = values[flag].lower() in ("1", "true", "on", "yes")
+    return _options(values, BookOptions)
+
+
+def _plan_and_submit(farm: Farm, tenant: str, book: Path, options: BookOptions, folder: Path) -> Submitted:
+    try:
+        result, plan = farm.submit(
+            tenant, book, options.planner_options(), priority=options.priority, lane=options.lane
+        )
+    except BadInputError as exc:
+        # Loader messages name the file: show the client its own kind of name, never our temporary folder.
+        raise type(exc)(str(exc).replace(f"{folder}/", "").replace(str(folder), "upload")) from None
+    return Submitted(
+        job=result.job,
+        segments_total=result.total,
+        segments_reused=result.reused,
+        chapters=len(plan.chapters),
+        completed=result.completed,
+    )
+
+
+@router.post(
+    "/v1/jobs",
+    status_code=201,
+    summary="submit a book: multipart (field 'file' plus the options) or JSON ({text, format, ...options})",
+)
+async def submit(request: Request, caller: Submitter) -> Submitted:
+    farm = farm_of(request)
+    limit = caller.token.max_upload_bytes or farm.settings.api_max_upload_bytes
+    content_type = request.headers.get("content-type", "").lower()
+    folder = Path(tempfile.mkdtemp(prefix="voxfarm-upload-"))
+    try:
+        if content_type.startswith("multipart/form-data"):
+            if "boundary=" not in content_type:
+                raise HTTPException(400, "malformed multipart body: the Content-Type has no boundary")
+            book, fields = await receive_book(request, folder, limit)
+            options = _form_options(fields)
+        elif content_type.split(";")[0].strip() == "application/json":
+            document = await read_json(request, limit)
+            if not isinstance(document, dict):
+                raise HTTPException(422, "invalid submission: the body must be a JSON object")
+            inline = _options(document, TextSubmission)
+            assert isinstance(inline, TextSubmission)
+            book = folder / f"book{_TEXT_SUFFIX[inline.format]}"
+            text = inline.text if inline.format != "txt" or not inline.title else f"{inline.title}\n\n{inline.text}"
+            book.write_text(text, encoding="utf-8")
+            options = BookOptions.model_validate(inline.model_dump(exclude={"text", "format", "title"}))
+        else:
+            raise HTTPException(415, "send the book as multipart/form-data (field 'file') or application/json")
+        return await run_in_threadpool(_plan_and_submit, farm, caller.tenant, book, options, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,99 @@
+"""Request bodies read under the caller's size limit.
+
+A book upload is streamed to a file in a private temporary folder, never
+held in memory; a body over the limit is refused as soon as its
+Content-Length says so, or as soon as the bytes received pass the limit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from typing import Any
+
+from fastapi import HTTPException, Request
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from producer.ingest import FORMATS
+
+MAX_FORM_FIELDS = 40
+_EXTENSION = re.compile(r"\.([A-Za-z]{2,8})$")
+
+
+def content_length(request: Request, limit: int) -> None:
+    raw = request.headers.get("content-length")
+    if raw is None:
+        return
+    if not raw.isdigit():
+        raise HTTPException(400, "invalid Content-Length")
+    if int(raw) > limit:
+        raise HTTPException(413, f"the request body is {int(raw)} bytes, over this token's limit of {limit}")
+
+
+async def limited_stream(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
+    """The body in chunks, refusing more than ``limit`` bytes (timeouts: ``producer.api.limits``)."""
+    content_length(request, limit)
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise HTTPException(413, f"the request body is over this token's limit of {limit} bytes")
+        if chunk:
+            yield chunk
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    body = b"".join([chunk async for chunk in limited_stream(request, limit)])
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HTTPException(400, f"the body is not valid JSON: {exc}") from None
+
+
+def book_suffix(filename: str | None) -> str:
+    """The upload's format from its name's extension; the name itself is never used as a path."""
+    match = _EXTENSION.search(filename or "")
+    suffix = f".{match.group(1).lower()}" if match else ""
+    if suffix not in FORMATS:
+        supported = ", ".join(sorted(FORMATS))
+        raise HTTPException(415, f"the file's name must end in one of {supported} (EPUB, Markdown, HTML, text, JSONL)")
+    return suffix
+
+
+async def receive_book(request: Request, folder: Path, limit: int) -> tuple[Path, dict[str, str]]:
+    """Stream a multipart upload's ``file`` part to ``folder``; returns its path and the other fields."""
+    parser = MultiPartParser(
+        request.headers,
+        limited_stream(request, limit),
+        max_files=1,
+        max_fields=MAX_FORM_FIELDS,
+        max_part_size=64 * 1024,
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise HTTPException(400, f"malformed multipart body: {exc.message}") from None
+    fields: dict[str, str] = {}
+    upload: UploadFile | None = None
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if name != "file":
+                    raise HTTPException(400, f"unexpected file field {name!r}: send the book as 'file'")
+                upload = value
+            elif name in fields:
+                raise HTTPException(400, f"field {name!r} is given twice")
+            else:
+                fields[name] = value
+        if upload is None:
+            raise HTTPException(400, "no book: send it in the multipart field 'file'")
+        target = folder / f"book{book_suffix(upload.filename)}"
+        with target.open("wb") as out:
+            while chunk := await upload.read(256 * 1024):
+                out.write(chunk)
+        return target, fields
+    finally:
+        await form.close()

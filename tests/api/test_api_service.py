@@ -1,0 +1,145 @@
+"""The HTTP service against a real farm: submit, watch (SSE), download with Range, cancel, speech, metrics.
+
+`voxfarm api` runs in its own process on a loopback port, over real Redis,
+SeaweedFS, a CPU worker and the control service; tokens are made with
+`voxfarm tokens create`, as an operator would.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+import soundfile
+
+from tests.support.api import ApiServer, wait_for_job
+from tests.support.books import THREE_CHAPTERS
+
+pytestmark = pytest.mark.timeout(600)
+
+LONG_BOOK = "# A Long Wait\n\n" + "\n\n".join(
+    f"## Part {part}\n\n" + " ".join(f"Sentence {part}-{n} goes on about the sea and the tower." for n in range(40))
+    for part in range(1, 6)
+)
+
+
+def read_events(client: httpx.Client, job: str) -> list[tuple[str, dict[str, object]]]:
+    """Every event of the job's SSE stream, until the server ends it."""
+    events: list[tuple[str, dict[str, object]]] = []
+    with client.stream("GET", f"/v1/jobs/{job}/events", timeout=300) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        name = ""
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                name = line[len("event: ") :]
+            elif line.startswith("data: "):
+                events.append((name, json.loads(line[len("data: ") :])))
+    return events
+
+
+def test_submit_watch_and_download_with_range(api: ApiServer, tmp_path: Path) -> None:
+    client = api.client(api.token("studio"))
+    files = {"file": ("lighthouse.md", THREE_CHAPTERS.encode(), "text/markdown")}
+    submitted = client.post("/v1/jobs", files=files, data={"chapter_format": "flac", "subtitles": "vtt"})
+    assert submitted.status_code == 201, submitted.text
+    job = submitted.json()["job"]
+    assert submitted.json()["chapters"] == 3
+
+    events = read_events(client, job)
+    progress = [data for name, data in events if name == "progress"]
+    assert events[-1][0] == "end" and events[-1][1]["state"] == "done"
+    done_counts = [int(str(p["segments_done"])) for p in progress]
+    assert done_counts == sorted(done_counts), "progress never goes backwards"
+    assert progress[-1]["progress"] == 1.0
+
+    detail = client.get(f"/v1/jobs/{job}").json()
+    assert detail["state"] == "done" and detail["tenant"] == "studio"
+    assert [c["title"] for c in detail["chapters"]] == ["The Storm", "The Ship", "The Morning"]
+    assert all(c["segments_done"] == c["segments"] and c["duration_s"] > 0 for c in detail["chapters"])
+    manifest = client.get(f"/v1/jobs/{job}/manifest").json()
+    assert manifest["job"] == job and len(manifest["chapters"]) == 3
+
+    name = detail["chapters"][0]["file"]
+    whole = client.get(f"/v1/jobs/{job}/files/{name}")
+    assert whole.status_code == 200 and whole.headers["content-type"] == "audio/flac"
+    assert whole.headers["accept-ranges"] == "bytes"
+    samples, rate = soundfile.read(io.BytesIO(whole.content))
+    assert rate == 22050 and len(samples) / rate == pytest.approx(detail["chapters"][0]["duration_s"], abs=0.05)
+
+    size = len(whole.content)
+    head = client.get(f"/v1/jobs/{job}/files/{name}", headers={"Range": "bytes=0-99"})
+    assert head.status_code == 206 and head.content == whole.content[:100]
+    assert head.headers["content-range"] == f"bytes 0-99/{size}"
+    middle = client.get(f"/v1/jobs/{job}/files/{name}", headers={"Range": f"bytes=1000-{size + 500}"})
+    assert middle.status_code == 206 and middle.content == whole.content[1000:]
+    tail = client.get(f"/v1/jobs/{job}/files/{name}", headers={"Range": "bytes=-64"})
+    assert tail.status_code == 206 and tail.content == whole.content[-64:]
+    assert client.head(f"/v1/jobs/{job}/files/{name}").headers["content-length"] == str(size)
+
+    m4b_name = detail["files"]["m4b"]
+    m4b = client.get(f"/v1/jobs/{job}/files/{m4b_name}", headers={"Range": "bytes=4-7"})
+    assert m4b.status_code == 206 and m4b.content == b"ftyp"
+    assert m4b.headers["content-type"] == "audio/mp4"
+    subtitles = manifest["chapters"][1]["subtitles"]["vtt"]
+    assert client.get(f"/v1/jobs/{job}/files/{subtitles}").text.startswith("WEBVTT")
+    for unlisted in ("plan.json", "submission.json", "manifest.json"):
+        assert client.get(f"/v1/jobs/{job}/files/{unlisted}").status_code == 404, "only listed outputs are served"
+
+
+def test_cancel_a_job_and_filter_the_list_by_state(api: ApiServer) -> None:
+    client = api.client(api.token("cancellers"))
+    body = {"text": LONG_BOOK, "format": "md", "priority": 10}
+    submitted = client.post("/v1/jobs", json=body)
+    assert submitted.status_code == 201, submitted.text
+    job = submitted.json()["job"]
+
+    paused = client.post(f"/v1/jobs/{job}/pause")
+    assert paused.status_code == 200 and paused.json()["state"] == "paused"
+    assert client.put(f"/v1/jobs/{job}/priority", json={"priority": 80}).json()["priority"] == 80
+    assert client.post(f"/v1/jobs/{job}/resume").json()["state"] in ("queued", "rendering")
+    cancelled = client.post(f"/v1/jobs/{job}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+
+    events = read_events(client, job)
+    assert events[-1] == ("end", events[-1][1]) and events[-1][1]["state"] == "cancelled"
+    final = wait_for_job(client, job, {"cancelled"})
+    assert final["segments_done"] < final["segments_total"]
+    assert [j["job"] for j in client.get("/v1/jobs", params={"state": "cancelled"}).json()] == [job]
+    assert client.get("/v1/jobs", params={"state": "done"}).json() == []
+    again = client.post(f"/v1/jobs/{job}/pause")
+    assert again.status_code == 400 and "cancelled" in again.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(("response_format", "container"), [("wav", "WAV"), ("flac", "FLAC"), ("mp3", "MP3")])
+def test_speech_returns_playable_audio_of_the_requested_format(
+    api: ApiServer, response_format: str, container: str
+) -> None:
+    client = api.client(api.token("voice-lab"))
+    request = {"model": "tts-1", "input": "The tide comes in at noon.", "voice": "alloy"}
+    response = client.post("/v1/audio/speech", json={**request, "response_format": response_format})
+    assert response.status_code == 200, response.text
+    info = soundfile.info(io.BytesIO(response.content))
+    assert info.format == container
+    assert info.samplerate > 0 and 0.8 < info.duration < 10
+    faster = client.post("/v1/audio/speech", json={**request, "response_format": response_format, "speed": 2.0})
+    assert faster.status_code == 200
+    assert soundfile.info(io.BytesIO(faster.content)).duration < info.duration
+    speech_jobs = [j for j in client.get("/v1/jobs").json() if j["lane"] == "interactive"]
+    assert speech_jobs and all(j["tenant"] == "voice-lab" for j in speech_jobs)
+
+
+def test_metrics_are_labelled_by_route_template_never_by_id(api: ApiServer) -> None:
+    client = api.client(api.token("metrics"))
+    client.get("/v1/jobs/some-job-that-does-not-exist")
+    text = httpx.get(f"{api.url}/metrics").text
+    assert 'route="/v1/jobs/{job}"' in text and 'status="404"' in text
+    assert "some-job-that-does-not-exist" not in text
+    assert "voxfarm_api_request_duration_seconds_bucket" in text
+    openapi = httpx.get(f"{api.url}/openapi.json").json()
+    assert {"/v1/jobs", "/v1/jobs/{job}/events", "/v1/jobs/{job}/files/{name}", "/v1/audio/speech"} <= set(
+        openapi["paths"]
+    )
