@@ -158,14 +158,14 @@ class Farm:
 
     # --- changing ----------------------------------------------------------
     def submit(
-        self, tenant: str, book: Path, options: dict[str, Any], *, priority: int, lane: str
+        self, tenant: str, book: Path, options: dict[str, Any], *, priority: int, lane: str, job: str | None = None
     ) -> tuple[SubmitResult, JobPlan]:
-        """Plan the book exactly as `voxfarm submit` does, under a job id scoped to the tenant."""
+        """Plan the book exactly as `voxfarm submit` does, under a job id scoped to the tenant (or ``job``)."""
         from producer.commands import _plan_with_cover
 
         args = argparse.Namespace(book=book, **options)
         plan, cover = _plan_with_cover(args, self.settings, self.operations.storage)
-        plan = rescope(plan, scoped_job_id(tenant, plan.job))
+        plan = rescope(plan, check_job_id(job) if job else scoped_job_id(tenant, plan.job))
         return self.submit_plan(tenant, plan, cover=cover, priority=priority, lane=lane), plan
 
     def submit_plan(

@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from producer.fairshare import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
 from shared.ledger import JobStatus
 
+SPEECH_PREFIX = "speech--"
+"""Job ids of POST /v1/audio/speech start so; a book's never does (slugs hold no double dash)."""
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -79,6 +82,7 @@ class JobOut(BaseModel):
     tenant: str
     priority: int
     lane: str
+    kind: Literal["book", "speech"] = Field(default="book", description="speech: made by /v1/audio/speech")
     voice: str = ""
     segments_total: int
     segments_done: int
@@ -106,6 +110,7 @@ class JobOut(BaseModel):
             tenant=status.meta.get("tenant", "default"),
             priority=int(status.meta.get("priority", 50)),
             lane=status.meta.get("lane", "bulk"),
+            kind="speech" if status.job.startswith(SPEECH_PREFIX) else "book",
             voice=status.meta.get("voice", ""),
             segments_total=status.total,
             segments_done=status.done,

@@ -23,8 +23,8 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from producer.api.auth import Submitter, farm_of
-from producer.api.farm import CONTENT_TYPES, Farm, scoped_job_id
-from producer.api.models import SpeechIn
+from producer.api.farm import CONTENT_TYPES, Farm
+from producer.api.models import SPEECH_PREFIX, SpeechIn
 from producer.planner import default_params
 from shared.errors import BadInputError
 from shared.keys import job_dir
@@ -62,12 +62,13 @@ def _submit(farm: Farm, tenant: str, body: SpeechIn) -> str:
         request_digest = hashlib.sha256(
             json.dumps([tenant, voice, engine, body.response_format, body.speed, body.input]).encode()
         ).hexdigest()[:24]
+        job = f"{SPEECH_PREFIX}{request_digest}"
         options: dict[str, object] = {
             "voice": voice,
             "engine": engine,
             "chapters": None,
             "include_matter": False,
-            "job": f"speech-{request_digest}",
+            "job": None,
             "no_titles": True,
             "length_scale": _length_scale(farm, voice, body.speed),
             "noise_scale": None,
@@ -80,12 +81,12 @@ def _submit(farm: Farm, tenant: str, body: SpeechIn) -> str:
             "lexicon": None,
         }
         try:
-            existing = farm.status(tenant, scoped_job_id(tenant, str(options["job"])))
+            existing = farm.status(tenant, job)
         except BadInputError:
             existing = None
         if existing is not None and existing.state in (JobState.DONE, JobState.RENDERING, JobState.QUEUED):
             return existing.job
-        result, _ = farm.submit(tenant, source, options, priority=100, lane="interactive")
+        result, _ = farm.submit(tenant, source, options, priority=100, lane="interactive", job=job)
         return result.job
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -128,8 +128,8 @@ def test_speech_returns_playable_audio_of_the_requested_format(
     faster = client.post("/v1/audio/speech", json={**request, "response_format": response_format, "speed": 2.0})
     assert faster.status_code == 200
     assert soundfile.info(io.BytesIO(faster.content)).duration < info.duration
-    speech_jobs = [j for j in client.get("/v1/jobs").json() if j["lane"] == "interactive"]
-    assert speech_jobs and all(j["tenant"] == "voice-lab" for j in speech_jobs)
+    speech_jobs = [j for j in client.get("/v1/jobs").json() if j["kind"] == "speech"]
+    assert speech_jobs and all(j["tenant"] == "voice-lab" and j["lane"] == "interactive" for j in speech_jobs)
 
 
 def test_metrics_are_labelled_by_route_template_never_by_id(api: ApiServer) -> None:
