@@ -106,12 +106,34 @@ class TokenStore:
             max_upload_bytes=max_upload_bytes,
             digest=_digest(secret),
         )
-        document = asdict(record)
+        self._save(record)
+        return f"{TOKEN_PREFIX}_{token_id}_{secret}", record
+
+    def ensure(self, token: str, tenant: str, scopes: Iterable[str], *, name: str = "") -> TokenRecord:
+        """Register a token made elsewhere (a deployment's Secret) under its own id; idempotent."""
+        match = _TOKEN.match(token)
+        if not match:
+            raise BadInputError("invalid bootstrap token: expected vfk_<16 hex digits>_<43 URL-safe characters>")
+        token_id, secret = match.groups()
+        existing = self._load(token_id)
+        if existing is not None and hmac.compare_digest(existing.digest, _digest(secret)):
+            return existing
+        record = TokenRecord(
+            id=token_id,
+            tenant=check_tenant(tenant),
+            scopes=check_scopes(scopes),
+            name=name,
+            created_at=time.time(),
+            digest=_digest(secret),
+        )
+        self._save(record)
+        return record
+
+    def _save(self, record: TokenRecord) -> None:
         try:
-            self.redis.hset(TOKENS_KEY, token_id, json.dumps(document))
+            self.redis.hset(TOKENS_KEY, record.id, json.dumps(asdict(record)))
         except redis.RedisError as exc:
             raise BrokerError(f"cannot store the token: {exc}; check VOXFARM_REDIS_URL") from exc
-        return f"{TOKEN_PREFIX}_{token_id}_{secret}", record
 
     def _load(self, token_id: str) -> TokenRecord | None:
         try:

@@ -264,6 +264,11 @@ class Settings(BaseSettings):
     api_upload_timeout_s: float = Field(
         default=600.0, gt=0, description="Longest time one request body may take to arrive, however steady."
     )
+    api_bootstrap_token: SecretStr | None = Field(
+        default=None,
+        description="A token (vfk_<16 hex>_<43 characters>) that `voxfarm api` registers at start as an admin "
+        "token of the default tenant, so a fresh install can be signed in to (the Helm chart's token Secret).",
+    )
     api_cors_origins: list[str] = Field(
         default_factory=list,
         description="Origins allowed to call the API from a browser page served elsewhere; empty (the default) "

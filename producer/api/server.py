@@ -15,6 +15,11 @@ log = logging.getLogger(__name__)
 
 def serve_api(settings: Settings, *, host: str | None = None, port: int | None = None, farm: Farm | None = None) -> int:
     app = create_app(settings, farm)
+    if settings.api_bootstrap_token is not None:
+        bootstrap = app.state.farm.tokens.ensure(
+            settings.api_bootstrap_token.get_secret_value(), "default", ["admin"], name="bootstrap"
+        )
+        log.info("bootstrap admin token %s registered", bootstrap.id)
     config = uvicorn.Config(
         app,
         host=host or settings.api_host,

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
 from pathlib import Path
 
 import httpx
 import pytest
 import soundfile
 
-from tests.support.api import ApiServer, wait_for_job
+from tests.support.api import ApiServer, start_api, wait_for_job
 from tests.support.books import THREE_CHAPTERS
 
 pytestmark = pytest.mark.timeout(600)
@@ -143,3 +144,17 @@ def test_metrics_are_labelled_by_route_template_never_by_id(api: ApiServer) -> N
     assert {"/v1/jobs", "/v1/jobs/{job}/events", "/v1/jobs/{job}/files/{name}", "/v1/audio/speech"} <= set(
         openapi["paths"]
     )
+
+
+def test_a_bootstrap_token_from_a_deployment_secret_signs_in_as_admin(api: ApiServer) -> None:
+    token = f"vfk_{secrets.token_hex(8)}_{secrets.token_urlsafe(32)}"
+    for _ in range(2):  # a restarted pod registers the same token again, harmlessly
+        second = start_api(api.farm, {"VOXFARM_API_BOOTSTRAP_TOKEN": token})
+        with second.client(token) as client:
+            me = client.get("/v1/me").json()
+            assert me["tenant"] == "default" and me["scopes"] == ["admin"]
+            assert client.get("/v1/tenants").status_code == 200
+        second.process.stop()
+    listed = json.loads(api.farm.cli("tokens", "list", "--json").stdout)
+    assert len([t for t in listed if token.startswith(f"vfk_{t['id']}_")]) == 1
+    assert token not in api.farm.cli("tokens", "list", "--json").stdout, "only hashes are stored"
