@@ -146,6 +146,21 @@ class Farm:
     def read_range(self, path: str, start: int, end: int) -> Iterator[bytes]:
         return self.operations.storage.read_range(path, start, end)
 
+    def contents(self, book: Path, *, include_matter: bool = False) -> dict[str, Any]:
+        """Title, author and chapters of a book as ingestion reads it: what a chapter selection picks from."""
+        from producer.ingest import load_book
+
+        loaded = load_book(book, include_matter=include_matter, max_bytes=self.settings.max_source_bytes)
+        chapters = [
+            {
+                "number": number,
+                "title": chapter.title or f"Chapter {number}",
+                "chars": sum(map(len, chapter.paragraphs)),
+            }
+            for number, chapter in enumerate(loaded.chapters, start=1)
+        ]
+        return {"title": loaded.title, "author": loaded.author, "chapters": chapters}
+
     def voices(self) -> list[str]:
         settings = self.settings
         registry = VoiceRegistry(settings.voices_dir, self.operations.storage, settings.effective_cache_dir)

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SMALL_BODY = 256 * 1024
-UPLOAD_ROUTE = ("POST", "/v1/jobs")
+UPLOAD_ROUTES = frozenset({("POST", "/v1/jobs"), ("POST", "/v1/books/contents")})
 
 
 class BodyTooLarge(HTTPException):
@@ -54,7 +54,7 @@ class BodyLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = None if (scope["method"], scope["path"].rstrip("/")) == UPLOAD_ROUTE else SMALL_BODY
+        limit = None if (scope["method"], scope["path"].rstrip("/")) in UPLOAD_ROUTES else SMALL_BODY
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length", b"")
         if limit is not None and declared.isdigit() and int(declared) > limit:

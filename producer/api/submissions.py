@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from producer.api.auth import Submitter, farm_of
@@ -46,14 +46,18 @@ def _form_options(fields: dict[str, str]) -> BookOptions:
     return _options(values, BookOptions)
 
 
+def _bad_input_from_upload(exc: BadInputError, folder: Path) -> BadInputError:
+    """Loader messages name the file: show the client its own kind of name, never our temporary folder."""
+    return type(exc)(str(exc).replace(f"{folder}/", "").replace(str(folder), "upload"))
+
+
 def _plan_and_submit(farm: Farm, tenant: str, book: Path, options: BookOptions, folder: Path) -> Submitted:
     try:
         result, plan = farm.submit(
             tenant, book, options.planner_options(), priority=options.priority, lane=options.lane
         )
     except BadInputError as exc:
-        # Loader messages name the file: show the client its own kind of name, never our temporary folder.
-        raise type(exc)(str(exc).replace(f"{folder}/", "").replace(str(folder), "upload")) from None
+        raise _bad_input_from_upload(exc, folder) from None
     return Submitted(
         job=result.job,
         segments_total=result.total,
@@ -92,5 +96,36 @@ async def submit(request: Request, caller: Submitter) -> Submitted:
         else:
             raise HTTPException(415, "send the book as multipart/form-data (field 'file') or application/json")
         return await run_in_threadpool(_plan_and_submit, farm, caller.tenant, book, options, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class Contents(BaseModel):
+    title: str
+    author: str | None
+    chapters: list[dict[str, Any]]
+
+
+def _contents(farm: Farm, book: Path, include_matter: bool, folder: Path) -> Contents:
+    try:
+        return Contents.model_validate(farm.contents(book, include_matter=include_matter))
+    except BadInputError as exc:
+        raise _bad_input_from_upload(exc, folder) from None
+
+
+@router.post(
+    "/v1/books/contents", summary="a book's chapters as they would be read (multipart 'file'); nothing is kept"
+)
+async def contents(request: Request, caller: Submitter) -> Contents:
+    farm = farm_of(request)
+    limit = caller.token.max_upload_bytes or farm.settings.api_max_upload_bytes
+    content_type = request.headers.get("content-type", "").lower()
+    if not content_type.startswith("multipart/form-data") or "boundary=" not in content_type:
+        raise HTTPException(415, "send the book as multipart/form-data (field 'file')")
+    folder = Path(tempfile.mkdtemp(prefix="voxfarm-upload-"))
+    try:
+        book, fields = await receive_book(request, folder, limit)
+        include_matter = fields.get("include_matter", "").lower() in ("1", "true", "on", "yes")
+        return await run_in_threadpool(_contents, farm, book, include_matter, folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -225,6 +225,10 @@ CASES: dict[str, tuple[Callable[[World], httpx.Response | int], set[int]]] = {
     ),
     "oversized upload (chunked)": (chunked_oversize, {413}),
     "zip bomb": (post("owner", "/v1/jobs", files={"file": ("bomb.epub", BOMB, "application/epub+zip")}), {400}),
+    "zip bomb in a chapter preview": (
+        post("owner", "/v1/books/contents", files={"file": ("bomb.epub", BOMB, "application/epub+zip")}),
+        {400},
+    ),
     "binary renamed .txt": (
         post("owner", "/v1/jobs", files={"file": ("book.txt", bytes(range(256)) * 8, "text/plain")}),
         {400},

@@ -91,6 +91,25 @@ def test_submit_watch_and_download_with_range(api: ApiServer, tmp_path: Path) ->
         assert client.get(f"/v1/jobs/{job}/files/{unlisted}").status_code == 404, "only listed outputs are served"
 
 
+def test_a_book_s_chapters_are_listed_before_it_is_submitted(api: ApiServer) -> None:
+    client = api.client(api.token("previewers"))
+    files = {"file": ("lighthouse.md", THREE_CHAPTERS.encode(), "text/markdown")}
+    contents = client.post("/v1/books/contents", files=files)
+    assert contents.status_code == 200, contents.text
+    assert contents.json()["title"] == "The Lighthouse Keepers"
+    assert [c["title"] for c in contents.json()["chapters"]] == ["The Storm", "The Ship", "The Morning"]
+    assert client.get("/v1/jobs").json() == [], "a preview submits nothing"
+
+    picked = client.post("/v1/jobs", files=files, data={"chapters": "1,3", "book_format": "none", "priority": "5"})
+    assert picked.status_code == 201 and picked.json()["chapters"] == 2
+    detail = client.get(f"/v1/jobs/{picked.json()['job']}").json()
+    assert [c["title"] for c in detail["chapters"]] == ["The Storm", "The Morning"]
+    assert detail["priority"] == 5
+    done = wait_for_job(client, picked.json()["job"], {"done"})
+    assert [c["file"] for c in done["chapters"]] == ["001-the-storm.flac", "002-the-morning.flac"]
+    assert "m4b" not in done["files"]
+
+
 def test_cancel_a_job_and_filter_the_list_by_state(api: ApiServer) -> None:
     client = api.client(api.token("cancellers"))
     body = {"text": LONG_BOOK, "format": "md", "priority": 10}

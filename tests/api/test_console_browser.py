@@ -76,10 +76,16 @@ def sign_in(page: Page, api: ApiServer, token: str) -> None:
     expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
 
 
-def submit_book(page: Page, book: Path) -> str:
+def submit_book(page: Page, book: Path, chapters: list[str], leave_out: str | None = None) -> str:
     page.get_by_role("link", name="New audiobook").first.click()
     expect(page.get_by_label("Voice", exact=True)).to_have_value("en_US-joe-medium")
     page.set_input_files("#book", str(book))
+    picker = page.get_by_role("group", name="Chapters to read")
+    expect(picker.get_by_role("checkbox")).to_have_count(len(chapters), timeout=30_000)
+    for number, title in enumerate(chapters, start=1):
+        expect(picker.get_by_role("checkbox", name=f"{number}. {title}")).to_be_checked()
+    if leave_out is not None:
+        picker.get_by_role("checkbox", name=leave_out).uncheck()
     page.get_by_role("button", name="Render audiobook").click()
     page.wait_for_url("**/console/#/job/*")
     return page.url.rsplit("/", 1)[-1]
@@ -99,7 +105,7 @@ def test_console_renders_plays_and_cancels(api: ApiServer, browser: Browser, tmp
     wait_for(preview, "audio => audio.duration > 0.5")
     screenshot(page, tmp_path, "console-submit")
 
-    job = submit_book(page, SAMPLE_BOOK)
+    job = submit_book(page, SAMPLE_BOOK, ["X", "Epilogue"])
     wait_for(page.locator("#job-progress"), "bar => Number(bar.getAttribute('aria-valuenow')) >= 20", 600)
     page.wait_for_timeout(700)  # let the bar's width transition finish
     screenshot(page, tmp_path, "console-job-rendering")
@@ -119,8 +125,9 @@ def test_console_renders_plays_and_cancels(api: ApiServer, browser: Browser, tmp
 
     book = tmp_path / "the-long-watch.md"
     book.write_text(LONG_BOOK, encoding="utf-8")
-    second = submit_book(page, book)
+    second = submit_book(page, book, [f"Night {n}" for n in range(1, 5)], leave_out="4. Night 4")
     assert second != job
+    expect(page.locator("#chapters-list .chapter-title")).to_have_text(["Night 1", "Night 2", "Night 3"])
     cancel = page.get_by_role("button", name="Cancel", exact=True)
     expect(cancel).to_be_visible()
     cancel.click()

@@ -203,6 +203,44 @@ function chooseFile(file) {
   const drop = $("#drop");
   drop.classList.toggle("has-file", Boolean(file));
   $("#drop-title").textContent = file ? `${file.name} · ${(file.size / 1024).toFixed(0)} KiB` : "Drop a book here, or choose a file";
+  $("#chapter-picker").hidden = true;
+  $("#chapter-options").replaceChildren();
+  $("#chapters").value = "";
+  if (file) loadContents(file).catch((error) => showError("#submit-error", error));
+}
+
+async function loadContents(file) {
+  const form = new FormData();
+  form.append("file", file);
+  const contents = await (await api("/v1/books/contents", { method: "POST", body: form })).json();
+  if ($("#book").files[0] !== file) return;  // another file was chosen meanwhile
+  $("#book-heading").textContent = `${contents.title}${contents.author ? ` by ${contents.author}` : ""}: ${contents.chapters.length} chapters.`;
+  $("#chapter-options").replaceChildren(...contents.chapters.map((chapter) => el("li", {},
+    el("label", { class: "check" },
+      el("input", { type: "checkbox", value: String(chapter.number), checked: true }),
+      `${chapter.number}. ${chapter.title}`,
+      el("span", { class: "muted", text: `${Math.max(1, Math.round(chapter.chars / 900))} min` })))));
+  $("#chapter-picker").hidden = false;
+}
+
+/* "1-3,5" from the ticked boxes; empty when every chapter is ticked. */
+function chapterSelection() {
+  const boxes = [...document.querySelectorAll("#chapter-options input")];
+  const picked = boxes.filter((box) => box.checked).map((box) => Number(box.value));
+  if (picked.length === boxes.length) return "";
+  const parts = [];
+  for (let i = 0; i < picked.length; i++) {
+    let j = i;
+    while (j + 1 < picked.length && picked[j + 1] === picked[j] + 1) j++;
+    parts.push(i === j ? `${picked[i]}` : `${picked[i]}-${picked[j]}`);
+    i = j;
+  }
+  return parts.join(",");
+}
+
+function pickAll(checked) {
+  for (const box of document.querySelectorAll("#chapter-options input")) box.checked = checked;
+  $("#chapters").value = chapterSelection();
 }
 
 async function submitBook(event) {
@@ -210,6 +248,12 @@ async function submitBook(event) {
   showError("#submit-error", null);
   const file = $("#book").files[0];
   if (!file) { showError("#submit-error", new Error("Choose a book file first.")); $("#book").focus(); return; }
+  const boxes = document.querySelectorAll("#chapter-options input");
+  if (boxes.length && ![...boxes].some((box) => box.checked)) {
+    showError("#submit-error", new Error("Tick at least one chapter."));
+    boxes[0].focus();
+    return;
+  }
   const form = new FormData();
   form.append("file", file);
   for (const name of ["voice", "chapters", "priority", "chapter_format", "book_format", "subtitles"]) {
@@ -414,6 +458,9 @@ function bind() {
   $("#priority").addEventListener("input", () => { $("#priority-out").textContent = $("#priority").value; });
   $("#speed").addEventListener("input", () => { $("#speed-out").textContent = `${Number($("#speed").value).toFixed(2)}×`; });
   $("#preview").addEventListener("click", preview);
+  $("#chapter-options").addEventListener("change", () => { $("#chapters").value = chapterSelection(); });
+  $("#pick-all").addEventListener("click", () => pickAll(true));
+  $("#pick-none").addEventListener("click", () => pickAll(false));
   $("#submit-form").addEventListener("submit", submitBook);
   $("#job-pause").addEventListener("click", () => operate("pause", { method: "POST" }));
   $("#job-resume").addEventListener("click", () => operate("resume", { method: "POST" }));
