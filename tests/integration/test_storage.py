@@ -51,6 +51,21 @@ def test_files_round_trip(storage: Storage, tmp_path: Path) -> None:
     assert (tmp_path / "out" / "copy.bin").read_bytes() == source.read_bytes()
 
 
+def test_size_and_byte_ranges_read_only_what_is_asked(storage: Storage) -> None:
+    data = bytes(range(256)) * 4000
+    storage.put_bytes("jobs/j1/001-chapter.flac", data)
+
+    assert storage.size("jobs/j1/001-chapter.flac") == len(data)
+    assert b"".join(storage.read_range("jobs/j1/001-chapter.flac", 0, 99)) == data[:100]
+    assert b"".join(storage.read_range("jobs/j1/001-chapter.flac", 500_000, len(data) - 1)) == data[500_000:]
+    chunks = list(storage.read_range("jobs/j1/001-chapter.flac", 10, 700_009, chunk_bytes=65536))
+    assert b"".join(chunks) == data[10:700_010] and max(map(len, chunks)) <= 65536
+    with pytest.raises(NotFoundError):
+        storage.size("jobs/j1/missing.flac")
+    with pytest.raises(NotFoundError):
+        list(storage.read_range("jobs/j1/missing.flac", 0, 9))
+
+
 def test_missing_object_is_not_found(storage: Storage) -> None:
     with pytest.raises(NotFoundError):
         storage.get_bytes("nothing/here")
