@@ -143,6 +143,11 @@ class Farm:
         extension = name.rsplit(".", 1)[-1].lower()
         return path, self.operations.storage.size(path), CONTENT_TYPES.get(extension, "application/octet-stream")
 
+    def output_bytes(self, tenant: str, job: str, name: str) -> bytes:
+        """A whole output file (a short one: the speech endpoint's answer)."""
+        path, _, _ = self.output_file(tenant, job, name)
+        return self.operations.storage.get_bytes(path)
+
     def read_range(self, path: str, start: int, end: int) -> Iterator[bytes]:
         return self.operations.storage.read_range(path, start, end)
 

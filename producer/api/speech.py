@@ -27,7 +27,6 @@ from producer.api.farm import CONTENT_TYPES, Farm
 from producer.api.models import SPEECH_PREFIX, SpeechIn
 from producer.planner import default_params
 from shared.errors import BadInputError
-from shared.keys import job_dir
 from shared.ledger import JobState
 from shared.voices import VoiceRegistry
 
@@ -120,5 +119,5 @@ async def speech(body: SpeechIn, request: Request, caller: Submitter) -> Respons
         await asyncio.sleep(POLL_S)
     manifest = await run_in_threadpool(farm.manifest, caller.tenant, job)
     name = manifest.chapters[0].file
-    audio = await run_in_threadpool(farm.operations.storage.get_bytes, f"{job_dir(job)}/{name}")
+    audio = await run_in_threadpool(farm.output_bytes, caller.tenant, job, name)
     return Response(audio, media_type=CONTENT_TYPES[body.response_format], headers={"X-Voxfarm-Job": job})
