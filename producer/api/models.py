@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,10 +38,10 @@ class BookOptions(_Strict):
     priority: int = Field(default=DEFAULT_PRIORITY, ge=MIN_PRIORITY, le=MAX_PRIORITY)
     lane: Literal["bulk", "interactive"] = "bulk"
 
-    def planner_options(self) -> dict[str, Any]:
+    def planner_options(self, lexicon: Path | None = None) -> dict[str, Any]:
         """The argparse names `_plan_with_cover` reads (scheduling travels separately)."""
         values = self.model_dump(exclude={"priority", "lane"})
-        values["lexicon"] = None
+        values["lexicon"] = lexicon
         return values
 
 

@@ -1,4 +1,5 @@
-"""POST /v1/jobs: a book uploaded (multipart) or given inline (JSON), planned as `voxfarm submit` plans it.
+"""POST /v1/jobs: a book uploaded (multipart, with an optional ``lexicon`` file) or given inline (JSON),
+planned as `voxfarm submit` plans it.
 
 The upload lands in a private temporary folder under a name of our own
 (only its extension is taken from the client), goes through the same
@@ -51,10 +52,12 @@ def _bad_input_from_upload(exc: BadInputError, folder: Path) -> BadInputError:
     return type(exc)(str(exc).replace(f"{folder}/", "").replace(str(folder), "upload"))
 
 
-def _plan_and_submit(farm: Farm, tenant: str, book: Path, options: BookOptions, folder: Path) -> Submitted:
+def _plan_and_submit(
+    farm: Farm, tenant: str, book: Path, options: BookOptions, folder: Path, *, lexicon: Path | None
+) -> Submitted:
     try:
         result, plan = farm.submit(
-            tenant, book, options.planner_options(), priority=options.priority, lane=options.lane
+            tenant, book, options.planner_options(lexicon), priority=options.priority, lane=options.lane
         )
     except BadInputError as exc:
         raise _bad_input_from_upload(exc, folder) from None
@@ -81,7 +84,7 @@ async def submit(request: Request, caller: Submitter) -> Submitted:
         if content_type.startswith("multipart/form-data"):
             if "boundary=" not in content_type:
                 raise HTTPException(400, "malformed multipart body: the Content-Type has no boundary")
-            book, fields = await receive_book(request, folder, limit)
+            book, fields, lexicon = await receive_book(request, folder, limit)
             options = _form_options(fields)
         elif content_type.split(";")[0].strip() == "application/json":
             document = await read_json(request, limit)
@@ -93,9 +96,10 @@ async def submit(request: Request, caller: Submitter) -> Submitted:
             text = inline.text if inline.format != "txt" or not inline.title else f"{inline.title}\n\n{inline.text}"
             book.write_text(text, encoding="utf-8")
             options = BookOptions.model_validate(inline.model_dump(exclude={"text", "format", "title"}))
+            lexicon = None
         else:
             raise HTTPException(415, "send the book as multipart/form-data (field 'file') or application/json")
-        return await run_in_threadpool(_plan_and_submit, farm, caller.tenant, book, options, folder)
+        return await run_in_threadpool(_plan_and_submit, farm, caller.tenant, book, options, folder, lexicon=lexicon)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -124,7 +128,7 @@ async def contents(request: Request, caller: Submitter) -> Contents:
         raise HTTPException(415, "send the book as multipart/form-data (field 'file')")
     folder = Path(tempfile.mkdtemp(prefix="voxfarm-upload-"))
     try:
-        book, fields = await receive_book(request, folder, limit)
+        book, fields, _ = await receive_book(request, folder, limit)
         include_matter = fields.get("include_matter", "").lower() in ("1", "true", "on", "yes")
         return await run_in_threadpool(_contents, farm, book, include_matter, folder)
     finally:

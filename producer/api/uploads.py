@@ -63,12 +63,20 @@ def book_suffix(filename: str | None) -> str:
     return suffix
 
 
-async def receive_book(request: Request, folder: Path, limit: int) -> tuple[Path, dict[str, str]]:
-    """Stream a multipart upload's ``file`` part to ``folder``; returns its path and the other fields."""
+async def _save(upload: UploadFile, target: Path) -> Path:
+    with target.open("wb") as out:
+        while chunk := await upload.read(256 * 1024):
+            out.write(chunk)
+    return target
+
+
+async def receive_book(request: Request, folder: Path, limit: int) -> tuple[Path, dict[str, str], Path | None]:
+    """Stream a multipart upload to ``folder``: the ``file`` part (the book), an optional ``lexicon`` part,
+    and the other fields."""
     parser = MultiPartParser(
         request.headers,
         limited_stream(request, limit),
-        max_files=1,
+        max_files=2,
         max_fields=MAX_FORM_FIELDS,
         max_part_size=64 * 1024,
     )
@@ -77,23 +85,21 @@ async def receive_book(request: Request, folder: Path, limit: int) -> tuple[Path
     except MultiPartException as exc:
         raise HTTPException(400, f"malformed multipart body: {exc.message}") from None
     fields: dict[str, str] = {}
-    upload: UploadFile | None = None
+    uploads: dict[str, UploadFile] = {}
     try:
         for name, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                if name != "file":
-                    raise HTTPException(400, f"unexpected file field {name!r}: send the book as 'file'")
-                upload = value
-            elif name in fields:
+            if name in fields or name in uploads:
                 raise HTTPException(400, f"field {name!r} is given twice")
+            if isinstance(value, UploadFile):
+                if name not in ("file", "lexicon"):
+                    raise HTTPException(400, f"unexpected file field {name!r}: send the book as 'file'")
+                uploads[name] = value
             else:
                 fields[name] = value
-        if upload is None:
+        if "file" not in uploads:
             raise HTTPException(400, "no book: send it in the multipart field 'file'")
-        target = folder / f"book{book_suffix(upload.filename)}"
-        with target.open("wb") as out:
-            while chunk := await upload.read(256 * 1024):
-                out.write(chunk)
-        return target, fields
+        book = await _save(uploads["file"], folder / f"book{book_suffix(uploads['file'].filename)}")
+        lexicon = await _save(uploads["lexicon"], folder / "lexicon.tsv") if "lexicon" in uploads else None
+        return book, fields, lexicon
     finally:
         await form.close()

@@ -110,6 +110,25 @@ def test_a_book_s_chapters_are_listed_before_it_is_submitted(api: ApiServer) -> 
     assert "m4b" not in done["files"]
 
 
+def test_a_lexicon_travels_with_the_upload_and_changes_what_is_read(api: ApiServer) -> None:
+    client = api.client(api.token("lexicographers"))
+    book = ("lighthouse.md", THREE_CHAPTERS.encode(), "text/markdown")
+    options = {"book_format": "none", "priority": "1"}
+    plain = client.post("/v1/jobs", files={"file": book}, data=options)
+    respelled = client.post(
+        "/v1/jobs",
+        files={"file": book, "lexicon": ("words.tsv", b"Anna\tAhna\n", "text/tab-separated-values")},
+        data=options,
+    )
+    assert plain.status_code == respelled.status_code == 201, respelled.text
+    assert plain.json()["job"] != respelled.json()["job"], "the respelled sentences have other content keys"
+    broken = client.post("/v1/jobs", files={"file": book, "lexicon": ("words.tsv", b"no tab here\n", "text/plain")})
+    assert broken.status_code == 400 and "line 1" in broken.json()["error"]["message"]
+    assert "voxfarm-upload" not in broken.text, "the message names the upload, not the server's folder"
+    for job in (plain.json()["job"], respelled.json()["job"]):
+        client.post(f"/v1/jobs/{job}/cancel")
+
+
 def test_cancel_a_job_and_filter_the_list_by_state(api: ApiServer) -> None:
     client = api.client(api.token("cancellers"))
     body = {"text": LONG_BOOK, "format": "md", "priority": 10}
