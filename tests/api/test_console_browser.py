@@ -104,6 +104,10 @@ def test_console_renders_plays_and_cancels(api: ApiServer, browser: Browser, tmp
     expect(preview).to_be_visible(timeout=120_000)
     wait_for(preview, "audio => audio.duration > 0.5")
     screenshot(page, tmp_path, "console-submit")
+    unlabelled = page.locator("#view-submit input, #view-submit select").evaluate_all(
+        "controls => controls.filter(c => !c.labels.length && !c.getAttribute('aria-label')).map(c => c.id)"
+    )
+    assert unlabelled == [], "every control of the submit page has a label"
 
     job = submit_book(page, SAMPLE_BOOK, ["X", "Epilogue"])
     wait_for(page.locator("#job-progress"), "bar => Number(bar.getAttribute('aria-valuenow')) >= 20", 600)
