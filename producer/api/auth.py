@@ -72,7 +72,6 @@ async def authenticate(request: Request) -> Caller:
             f"rate limit of {limit} requests per minute reached; try again in {wait_s:.0f} s",
             headers={"Retry-After": str(max(int(wait_s + 0.999), 1))},
         )
-    request.state.caller = Caller(record)
     return Caller(record)
 
 

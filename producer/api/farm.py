@@ -45,6 +45,10 @@ CONTENT_TYPES = {
 }
 
 
+CHAPTER_CACHE_JOBS = 512
+"""Jobs whose chapter layout (from the stored plan) is kept in memory between requests."""
+
+
 def scoped_job_id(tenant: str, job: str) -> str:
     """A job id no other tenant can produce: the readable part of ``job`` and a hash over tenant and id.
 
@@ -117,6 +121,8 @@ class Farm:
             plan = load_plan(self.operations.storage, status.job)
             layout = [(c.index, c.title, [s.index for s in c.segments]) for c in plan.chapters]
             with self._lock:
+                if len(self._chapters) >= CHAPTER_CACHE_JOBS:
+                    self._chapters.pop(next(iter(self._chapters)))  # the oldest entry
                 self._chapters[status.job] = layout
         finished = status.state == JobState.DONE or status.done >= status.total
         done = set() if finished else self.operations.ledger.done_indexes(status.job)
