@@ -269,6 +269,11 @@ class Settings(BaseSettings):
         description="A token (vfk_<16 hex>_<43 characters>) that `voxfarm api` registers at start as an admin "
         "token of the default tenant, so a fresh install can be signed in to (the Helm chart's token Secret).",
     )
+    api_forwarded_allow_ips: str | None = Field(
+        default=None,
+        description="Proxies (comma-separated addresses, or *) whose X-Forwarded-Proto and -For `voxfarm api` "
+        "believes, so the console's cookie is marked Secure behind a TLS-terminating ingress; unset: none.",
+    )
     api_cors_origins: list[str] = Field(
         default_factory=list,
         description="Origins allowed to call the API from a browser page served elsewhere; empty (the default) "

@@ -196,3 +196,17 @@ def test_a_bootstrap_token_from_a_deployment_secret_signs_in_as_admin(api: ApiSe
     listed = json.loads(api.farm.cli("tokens", "list", "--json").stdout)
     assert len([t for t in listed if token.startswith(f"vfk_{t['id']}_")]) == 1
     assert token not in api.farm.cli("tokens", "list", "--json").stdout, "only hashes are stored"
+
+
+def test_the_console_cookie_is_http_only_strict_and_secure_behind_a_tls_proxy(api: ApiServer) -> None:
+    token = api.token("cookies", "read")
+    https = {"X-Forwarded-Proto": "https"}
+    plain = httpx.post(f"{api.url}/v1/session", json={"token": token}, headers=https).headers["set-cookie"]
+    assert "HttpOnly" in plain and "SameSite=strict" in plain and "Path=/v1" in plain
+    assert "Secure" not in plain, "forwarded headers are ignored unless a proxy is trusted"
+    proxied = start_api(api.farm, {"VOXFARM_API_FORWARDED_ALLOW_IPS": "*"})
+    try:
+        cookie = httpx.post(f"{proxied.url}/v1/session", json={"token": token}, headers=https).headers["set-cookie"]
+        assert "Secure" in cookie
+    finally:
+        proxied.process.stop()

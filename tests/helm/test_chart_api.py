@@ -75,7 +75,11 @@ def test_service_fronts_the_api_port_and_the_ingress_is_optional(
                 }
             }
         },
-    ).get("Ingress", API)["spec"]
+    )
+    (api,) = containers(ingress.get("Deployment", API))
+    assert env_of(api)["VOXFARM_API_FORWARDED_ALLOW_IPS"]["value"] == "*", "the cookie is Secure behind TLS"
+    assert "VOXFARM_API_FORWARDED_ALLOW_IPS" not in env_of(containers(rendered["defaults"].get("Deployment", API))[0])
+    ingress = ingress.get("Ingress", API)["spec"]
     assert ingress["ingressClassName"] == "nginx" and ingress["tls"][0]["secretName"] == "books-tls"
     (rule,) = ingress["rules"]
     assert rule["host"] == "books.example.org"
