@@ -102,7 +102,7 @@ def bucketed_padding(  # noqa: PLR0917 - the worker's batching knobs, as the wor
     edge in tokens and to its frame bucket (``frame_bucket``: None means
     steps on a symbolic frame axis) in frames.
     """
-    from workers.engines.piper_torch.engine import frame_bucket, frame_sorted_batches
+    from workers.engines.piper_torch.frames import frame_bucket, frame_sorted_batches
 
     call = batch * sort_batches
     clock = [0.0]
@@ -138,9 +138,10 @@ def bucketed_padding(  # noqa: PLR0917 - the worker's batching knobs, as the wor
 
 def measure_frames(voice: VoiceFiles, ids: Sequence[Sequence[int]], params: Any) -> list[int]:
     """Frames per segment from the voice's own duration predictor (the PyTorch port's first stage)."""
+    from workers.devices import open_device
     from workers.engines.piper_torch import PiperTorchEngine
 
-    engine = PiperTorchEngine(voice, "cpu", compile=False)
+    engine = PiperTorchEngine(voice, open_device("cpu").backend, compile=False)
     frames = [0] * len(ids)
     by_length = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths: little padding
     for start in range(0, len(by_length), 16):
@@ -220,7 +221,7 @@ def single_thread_rate(voice: VoiceFiles, plan: JobPlan, chapter: int) -> tuple[
     """The engine's own speed on one thread, one segment at a time: (wall seconds, audio seconds)."""
     from workers.engines.piper_onnx import PiperOnnxEngine
 
-    engine = PiperOnnxEngine(voice, "cpu", threads=1)
+    engine = PiperOnnxEngine(voice, threads=1)
     segments = plan.chapters[chapter].segments
     engine.synthesize([EngineRequest(segments[0].key, segments[0].ids, plan.params)], len(segments[0].ids))
     started, audio = time.perf_counter(), 0.0
@@ -356,7 +357,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     segments = padding_plan.segments
     frames = measure_frames(voice, [s.ids for s in segments], params)
     items = [Item(len(s.ids), f) for s, f in zip(segments, frames, strict=True)]
-    from workers.engines.piper_torch.engine import STATIC_FRAME_BUCKETS
+    from workers.engines.piper_torch.frames import STATIC_FRAME_BUCKETS
 
     # On a CPU the tuned size is one item (warm-up's 'auto'): report it beside the accelerator-typical batch.
     # A worker sorts by frames only where it batches (warm-up: batch sizes above one).
@@ -382,7 +383,7 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     }
 
     # (b) batch sweep on this device
-    engine = PiperOnnxEngine(voice, "cpu", threads=settings.ort_threads)
+    engine = PiperOnnxEngine(voice, threads=settings.ort_threads)
     report["batch_sweep"] = batch_sweep(engine, options.sweep_edges, options.sweep_sizes, options.min_seconds)
     engine.close()
 
@@ -424,10 +425,10 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
 def _machine() -> dict[str, Any]:
     import platform
 
-    from workers.devices.cpu import _cpu_model
+    from workers.devices.cpu import cpu_model
 
     return {
-        "cpu": _cpu_model() or platform.machine(),
+        "cpu": cpu_model() or platform.machine(),
         "cores": len(os.sched_getaffinity(0)),
         "python": platform.python_version(),
     }

@@ -109,13 +109,16 @@ def run(
     plans = {"batch1": batches(requests, 1), f"batch{batch}": batches(requests, batch)}
     engines: dict[str, Engine] = {}
     setup: dict[str, dict[str, float]] = {}
+    from workers.devices import open_device
+
+    backend = open_device(device).backend
     for variant in variants:
         name, compile_flag = ENGINE_VARIANTS[variant]
         started = time.perf_counter()
         options: dict[str, Any] = {"threads": threads}
         if name == "piper-torch":
             options.update(compile=compile_flag, cache_dir=cache_dir)
-        engines[variant] = create_engine(name, voice, device, **options)
+        engines[variant] = create_engine(name, voice, backend, **options)
         loaded = time.perf_counter() - started
         warm = sum(timed_pass(engines[variant], plan)[0] for plan in plans.values())
         setup[variant] = {"load_s": round(loaded, 3), "warm_pass_s": round(warm, 3)}

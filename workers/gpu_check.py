@@ -34,6 +34,7 @@ import numpy as np
 from shared.errors import DeviceOutOfMemoryError
 from shared.schema import SynthesisParams
 from shared.voices import VoiceFiles, bundled_voice
+from workers.devices.base import DeviceBackend
 from workers.engines.base import EngineRequest
 
 DEFAULT_IDS = Path(__file__).resolve().parents[1] / "deploy" / "gpu" / "sentences.json"
@@ -109,16 +110,15 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
     budget = Budget(args.budget_s)
     voice = _voice(args.voice_dir)
     report: dict[str, Any] = {"device": args.device, "budget_s": args.budget_s, "complete": False}
-    backend = open_device(args.device)
-    backend.smoke_test()
+    backend = open_device(args.device).backend  # runs the smoke test
     identity = backend.identity()
     report["identity"] = {"name": identity.name, **identity.runtime}
     groups = by_bucket(json.loads(args.ids.read_text())["sentences"])
     buckets = BUCKETS[:2] if args.quick else BUCKETS
     batches = BATCHES[:2] if args.quick else BATCHES
 
-    engine = PiperTorchEngine(voice, args.device, compile=False, precision="fp32")
-    reference = PiperOnnxEngine(voice, "cpu", threads=4)
+    engine = PiperTorchEngine(voice, backend, compile=False, precision="fp32")
+    reference = PiperOnnxEngine(voice, threads=4)
     parity = []
     for edge in buckets:
         for ids in groups[edge][:2]:
@@ -140,7 +140,7 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
         engine=engine, backend=backend, groups=groups, buckets=buckets, batches=batches, budget=budget, reps=args.reps
     )
     if args.compiled and budget.left() > 60:
-        report["compiled"] = compiled_points(voice, args, groups, budget)
+        report["compiled"] = compiled_points(voice, backend, args, groups, budget)
     report["memory"] = vars(backend.memory())
     report["elapsed_s"] = round(budget.elapsed(), 1)
     report["complete"] = budget.left() > 0
@@ -181,11 +181,15 @@ def sweep(
 
 
 def compiled_points(
-    voice: VoiceFiles, args: argparse.Namespace, groups: dict[int, list[list[int]]], budget: Budget
+    voice: VoiceFiles,
+    backend: DeviceBackend,
+    args: argparse.Namespace,
+    groups: dict[int, list[list[int]]],
+    budget: Budget,
 ) -> list[dict[str, Any]]:
     from workers.engines.piper_torch import PiperTorchEngine
 
-    engine = PiperTorchEngine(voice, args.device, compile=True, cache_dir=args.cache_dir, precision=args.precision)
+    engine = PiperTorchEngine(voice, backend, compile=True, cache_dir=args.cache_dir, precision=args.precision)
     results = []
     for point in args.compiled.split(","):
         if budget.left() < 90:

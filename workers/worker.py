@@ -62,13 +62,13 @@ class WorkerOptions:
 
 def run_worker(settings: Settings, options: WorkerOptions) -> int:
     """Run until told to stop; the return value is the process exit code."""
-    from workers.devices import parse_device_spec
+    from workers.devices import open_device, parse_device_spec
     from workers.engines import default_engine_for
 
     family = parse_device_spec(options.device).family
     engine_name = options.engine or settings.engine or default_engine_for(family)
     spec = engine_spec(engine_name)
-    device = open_device(options.device, needs_torch=spec.needs_torch)
+    device = open_device(options.device, needs_torch=spec.needs_torch, pin=True)
     voice_id = options.voice or settings.voice
     # What this worker serves, which names its queues: a Piper voice, or a Qwen3-TTS checkpoint (all its voices).
     served = voice_id
@@ -113,7 +113,7 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
     engine = create_engine(
         engine_name,
         voice,
-        device.spec,
+        device.backend,
         threads=settings.ort_threads,
         cache_dir=settings.effective_cache_dir / "compile",
         prompts=prompts,
@@ -223,43 +223,3 @@ def _sample_memory(
                 if value is not None:
                     metrics.device_memory.labels(**labels, kind=kind).set(value)
         time.sleep(every_s)
-
-
-@dataclass(frozen=True)
-class OpenedDevice:
-    """The card this process owns, as the rest of the worker needs to know it."""
-
-    family: str
-    card: str
-    name: str
-    spec: str
-    """What engines are given to open the card again: ``cpu``, ``cuda:3``..."""
-    versions: dict[str, str]
-    backend: DeviceBackend
-
-
-def open_device(text: str, *, needs_torch: bool) -> OpenedDevice:
-    """Pin this process to one card before any vendor runtime is imported, then check the card works.
-
-    A CPU worker running onnxruntime never imports torch: it only needs the
-    host's identity and memory figures.
-    """
-    from workers.devices import backend_class, parse_device_spec
-
-    spec = parse_device_spec(text)
-    index = spec.index
-    backend_type = backend_class(spec.family)
-    backend_type.pin(index)
-    backend = backend_type(index)
-    device_spec = "cpu" if spec.family == "cpu" else f"{spec.family}:{index}"
-    if spec.family == "cpu" and not needs_torch:
-        import platform
-
-        from workers.devices.cpu import _cpu_model
-
-        name = _cpu_model() or platform.machine()
-        return OpenedDevice("cpu", "0", name, device_spec, {"machine": platform.machine()}, backend)
-    backend.init()
-    backend.smoke_test()
-    identity = backend.identity()
-    return OpenedDevice(spec.family, str(index), identity.name, device_spec, dict(identity.runtime), backend)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from workers.bench import Item, bucketed_padding, fifo_padding
-from workers.engines.piper_torch.engine import (
+from workers.engines.piper_torch.frames import (
     FRAME_STEP,
     STATIC_FRAME_BUCKETS,
     frame_bucket,
