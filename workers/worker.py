@@ -28,7 +28,7 @@ from shared.metrics import WorkerMetrics, worker_metrics
 from shared.qwen.store import ModelFiles, ModelStore
 from shared.schema import SegmentTask
 from shared.settings import Settings
-from shared.storage import open_storage
+from shared.storage import Storage
 from shared.voices import VoiceFiles, VoiceRegistry
 from workers.batcher import Batcher, BatchPolicy
 from workers.devices.base import DeviceBackend
@@ -91,9 +91,7 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
         server.start()
         log.info("metrics and probes on http://%s:%d", settings.metrics_host, server.port)
 
-    storage = open_storage(
-        settings.effective_storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
-    )
+    storage = Storage.from_settings(settings)
     storage.check()
     ledger = Ledger.from_settings(settings)
     ledger.ping()
