@@ -6,7 +6,7 @@ replicas cannot hammer the broker. Queues are kombu's Redis lists (LPUSH to
 publish, BRPOP from the tail to consume, so the tail holds the oldest
 message), found with SCAN and through kombu's binding sets, so an empty
 queue is reported as 0 instead of vanishing. Priority steps live in sibling
-lists ``<queue>\\x06\\x16<n>`` and are counted with their queue.
+lists (``shared.kombu_layout``) and are counted with their queue.
 
 Queued work is estimated from the token count of the oldest messages of each
 list (a bounded LRANGE sample), times ``SECONDS_PER_TOKEN``, extrapolated
@@ -45,7 +45,9 @@ from shared.buckets import (
 )
 from shared.engines import SECONDS_PER_TOKEN
 from shared.errors import BadInputError
-from shared.ledger import JOBS_KEY, KEY_PREFIX, JobState
+from shared.kombu_layout import BINDING_PREFIX, UNACKED_KEY, base_queue, bound_queue
+from shared.ledger import JobState
+from shared.redis_keys import JOBS, job_key
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -60,9 +62,6 @@ MAX_JOBS = 10_000
 CONTROL = "control"
 """Model and bucket label value of the control queue."""
 INTERACTIVE = "interactive"
-PRIORITY_SEPARATOR = "\x06\x16"
-BINDING_PREFIX = "_kombu.binding."
-UNACKED_KEY = "unacked"
 ACTIVE_STATES = (JobState.RENDERING.value, JobState.ASSEMBLING.value)
 
 
@@ -170,12 +169,12 @@ class RedisReader:
         lists: dict[str, set[str]] = {name: {name} for name in self.known}
         for key in self.client.scan_iter(match=f"{QUEUE_PREFIX}.*", count=1000, _type="list"):
             name = _text(key)
-            base = name.split(PRIORITY_SEPARATOR, 1)[0]
+            base = base_queue(name)
             if base in lists or (len(lists) < MAX_QUEUES and queue_labels(base) is not None):
                 lists.setdefault(base, set()).add(name)
         for key in self.client.scan_iter(match=f"{BINDING_PREFIX}{QUEUE_PREFIX}.*", count=1000):
             for member in self.client.smembers(key):
-                queue = _text(member).rsplit(PRIORITY_SEPARATOR, 1)[-1]
+                queue = bound_queue(_text(member))
                 if queue not in lists and len(lists) < MAX_QUEUES and queue_labels(queue) is not None:
                     lists[queue] = {queue}
         for base, names in self._lists.items():  # a queue seen once stays reported (0 when drained)
@@ -206,11 +205,11 @@ class RedisReader:
         return readings
 
     def _jobs(self, now: float) -> tuple[dict[str, int], int, float]:
-        jobs = [_text(key) for key in itertools.islice(self.client.sscan_iter(JOBS_KEY, count=1000), MAX_JOBS)]
+        jobs = [_text(key) for key in itertools.islice(self.client.sscan_iter(JOBS, count=1000), MAX_JOBS)]
         pipe = self.client.pipeline(transaction=False)
         for job in jobs:
-            pipe.hmget(f"{KEY_PREFIX}:job:{job}:meta", "state", "total", "updated_at")
-            pipe.scard(f"{KEY_PREFIX}:job:{job}:done")
+            pipe.hmget(job_key(job, "meta"), "state", "total", "updated_at")
+            pipe.scard(job_key(job, "done"))
         replies = pipe.execute()
         active = dict.fromkeys(ACTIVE_STATES, 0)
         remaining, age = 0, 0.0
