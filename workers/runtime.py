@@ -27,6 +27,8 @@ from shared.errors import BadInputError, BrokerError, RetryableError, StorageErr
 from shared.keys import segment_path
 from shared.ledger import Ledger
 from shared.metrics import WorkerMetrics
+from shared.process_global import ProcessGlobal
+from shared.redis_keys import worker_faults_key
 from shared.schema import SegmentTask, parse_segment_task
 from shared.settings import Settings
 from shared.storage import Storage
@@ -112,7 +114,7 @@ class WorkerRuntime:
         all: past ``MAX_WORKER_FAULTS`` it is dead-lettered instead, so one
         hostile input cannot crash the whole fleet in a loop.
         """
-        counter = f"voxfarm:worker-faults:{segment.key}"
+        counter = worker_faults_key(segment.key)
         try:
             faults = int(self.ledger.redis.incr(counter))
             self.ledger.redis.expire(counter, 24 * 3600)
@@ -205,15 +207,6 @@ def _with_retries(call: Callable[[], T], errors: type[BaseException], attempts: 
     raise AssertionError("unreachable")
 
 
-_RUNTIME: WorkerRuntime | None = None
-
-
-def install_runtime(runtime: WorkerRuntime | None) -> None:
-    global _RUNTIME
-    _RUNTIME = runtime
-
-
-def current_runtime() -> WorkerRuntime:
-    if _RUNTIME is None:
-        raise RuntimeError("this process has no worker runtime; start it with `voxfarm worker`")
-    return _RUNTIME
+_RUNTIME: ProcessGlobal[WorkerRuntime] = ProcessGlobal("worker runtime", "voxfarm worker")
+install_runtime = _RUNTIME.install
+current_runtime = _RUNTIME.current

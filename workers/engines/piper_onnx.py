@@ -35,7 +35,6 @@ def _family(device: str) -> tuple[str, int]:
 
 class PiperOnnxEngine(Engine):
     name = "piper-onnx"
-    version = "1"
 
     def __init__(self, voice: VoiceFiles, device: str = "cpu", *, threads: int = 1) -> None:
         import onnx
