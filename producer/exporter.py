@@ -30,7 +30,7 @@ from typing import Any
 
 import redis
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -47,6 +47,7 @@ from shared.engines import SECONDS_PER_TOKEN
 from shared.errors import BadInputError
 from shared.kombu_layout import BINDING_PREFIX, UNACKED_KEY, base_queue, bound_queue
 from shared.ledger import JobState
+from shared.metrics import control_plane_families
 from shared.redis_keys import JOBS, job_key
 from shared.settings import Settings
 
@@ -257,54 +258,37 @@ class ControlPlaneCollector(Collector):
         return list(self._families(self.reading(), scraped=True))
 
     def _families(self, reading: Reading | None, *, scraped: bool) -> Iterator[Metric]:
-        up = GaugeMetricFamily("voxfarm_broker_up", "1 when the exporter's last read of Redis succeeded.")
-        errors = CounterMetricFamily("voxfarm_exporter_read_errors", "Failed reads of Redis.")
+        f = control_plane_families()
         if scraped:
-            up.add_metric([], 1.0 if self._up else 0.0)
-            errors.add_metric([], float(self.errors))
-        yield up
-        yield errors
-        depth = GaugeMetricFamily(
-            "voxfarm_queue_depth_messages",
-            "Messages waiting in a queue (all priority steps).",
-            labels=["model", "bucket"],
-        )
-        work = GaugeMetricFamily(
-            "voxfarm_queue_work_seconds",
-            "Estimated seconds of audio the waiting messages of a queue will make.",
-            labels=["model", "bucket"],
-        )
-        oldest = GaugeMetricFamily(
-            "voxfarm_queue_oldest_age_seconds",
-            "Age of the oldest waiting segment of a queue (0 when empty).",
-            labels=["model", "bucket"],
-        )
-        unacked = GaugeMetricFamily(
-            "voxfarm_unacked_messages", "Messages delivered to a worker and not yet acknowledged (in flight)."
-        )
-        dead = GaugeMetricFamily("voxfarm_dead_letter_queue_messages", "Entries in the dead-letter list voxfarm.dead.")
-        jobs = GaugeMetricFamily("voxfarm_jobs_active", "Jobs rendering or assembling.", labels=["state"])
-        remaining = GaugeMetricFamily("voxfarm_segments_remaining", "Segments of rendering jobs not yet stored.")
-        age = GaugeMetricFamily(
-            "voxfarm_job_progress_age_seconds",
-            "Seconds since the rendering job that progressed least recently stored a segment (0 when none renders).",
-        )
-        read = GaugeMetricFamily("voxfarm_exporter_read_seconds", "Seconds the last read of Redis took.")
+            f.broker_up.add_metric([], 1.0 if self._up else 0.0)
+            f.read_errors.add_metric([], float(self.errors))
+        yield f.broker_up
+        yield f.read_errors
         if reading is not None:
             for queue in reading.queues:
                 labels = [queue.model, queue.bucket]
-                depth.add_metric(labels, float(queue.messages))
+                f.queue_depth.add_metric(labels, float(queue.messages))
                 if queue.bucket != CONTROL:
-                    work.add_metric(labels, queue.work_s)
-                    oldest.add_metric(labels, queue.oldest_age_s)
-            unacked.add_metric([], float(reading.unacked))
-            dead.add_metric([], float(reading.dead_letters))
+                    f.queue_work.add_metric(labels, queue.work_s)
+                    f.queue_oldest_age.add_metric(labels, queue.oldest_age_s)
+            f.unacked.add_metric([], float(reading.unacked))
+            f.dead_letters.add_metric([], float(reading.dead_letters))
             for state, count in reading.jobs_active.items():
-                jobs.add_metric([state], float(count))
-            remaining.add_metric([], float(reading.segments_remaining))
-            age.add_metric([], reading.progress_age_s)
-            read.add_metric([], reading.read_s)
-        yield from (depth, work, oldest, unacked, dead, jobs, remaining, age, read)
+                f.jobs_active.add_metric([state], float(count))
+            f.segments_remaining.add_metric([], float(reading.segments_remaining))
+            f.progress_age.add_metric([], reading.progress_age_s)
+            f.read_seconds.add_metric([], reading.read_s)
+        yield from (
+            f.queue_depth,
+            f.queue_work,
+            f.queue_oldest_age,
+            f.unacked,
+            f.dead_letters,
+            f.jobs_active,
+            f.segments_remaining,
+            f.progress_age,
+            f.read_seconds,
+        )
 
 
 def configured_queues(settings: Settings) -> set[str]:
