@@ -20,14 +20,12 @@ from shared.keys import job_dir, manifest_path
 from shared.ledger import JobState, Ledger
 from shared.schema import JobPlan, Manifest
 from shared.settings import Settings
-from shared.storage import Storage, open_storage
+from shared.storage import Storage
 from shared.voices import VoiceRegistry
 
 
 def _storage(settings: Settings) -> Storage:
-    storage = open_storage(
-        settings.effective_storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
-    )
+    storage = Storage.from_settings(settings)
     storage.check()
     return storage
 

@@ -19,7 +19,7 @@ from shared.qwen import ENGINE, MODES
 from shared.qwen.store import TOKENIZER_FILES, ModelFiles, ModelStore
 from shared.qwen.voices import QwenVoiceRegistry, QwenVoiceSpec, ResolvedVoice, resolve_voice
 from shared.settings import Settings
-from shared.storage import Storage, open_storage
+from shared.storage import Storage
 from shared.voices import DEFAULT_VOICE
 
 
@@ -41,7 +41,7 @@ def optional_storage(settings: Settings, storage: Storage | None) -> Storage | N
     """The given storage, or the configured one for commands (`voxfarm plan`) that otherwise run without."""
     if storage is not None or not settings.storage_url:
         return storage
-    opened = open_storage(settings.storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region)
+    opened = Storage.from_settings(settings)
     opened.check()
     return opened
 
@@ -102,10 +102,7 @@ def add_voice_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _storage(settings: Settings) -> Storage:
-    storage = optional_storage(settings, None)
-    if storage is None:
-        storage = open_storage(settings.effective_storage_url, endpoint_url=settings.s3_endpoint_url)
-    return storage
+    return optional_storage(settings, None) or Storage.from_settings(settings)
 
 
 def add_voice(args: argparse.Namespace, settings: Settings) -> int:

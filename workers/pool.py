@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
-
+from shared.metrics import pool_metrics
 from workers.health import HealthServer, HealthState
 
 log = logging.getLogger(__name__)
@@ -95,11 +94,8 @@ class Pool:
 
     def __post_init__(self) -> None:
         self._context = multiprocessing.get_context("spawn")
-        self.registry = CollectorRegistry()
-        self.restarts = Counter(
-            "voxfarm_pool_restarts", "Worker processes restarted by the pool.", ["device"], registry=self.registry
-        )
-        self.up = Gauge("voxfarm_pool_workers_up", "Worker processes alive.", registry=self.registry)
+        self.metrics = pool_metrics()
+        self.registry = self.metrics.registry
         self.state = HealthState()
 
     def _start(self, child: Child) -> None:
@@ -160,9 +156,9 @@ class Pool:
                 log.warning("worker for %s exited with code %s; restarting in %.0fs", child.spec.device, code, delay)
             if now >= child.next_start:
                 child.restarts += 1
-                self.restarts.labels(device=child.spec.device).inc()
+                self.metrics.restarts.labels(device=child.spec.device).inc()
                 self._start(child)
-        self.up.set(alive)
+        self.metrics.workers_up.set(alive)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         log.info("pool received signal %d: draining every worker", signum)

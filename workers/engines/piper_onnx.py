@@ -31,7 +31,6 @@ PROVIDERS_BY_FAMILY: dict[str, list[str]] = {
 
 class PiperOnnxEngine(Engine):
     name = "piper-onnx"
-    version = "1"
 
     def __init__(self, voice: VoiceFiles, backend: DeviceBackend | None = None, *, threads: int = 1) -> None:
         """Load ``voice`` for the opened card ``backend`` (None: the host's CPU, which needs nothing opened).

@@ -87,7 +87,6 @@ class PiperTorchEngine(Engine):
     """A Piper voice as two (optionally compiled) PyTorch stages on one device."""
 
     name = "piper-torch"
-    version = "1"
     sorts_by_frames = True
 
     def __init__(

@@ -74,7 +74,6 @@ class Qwen3TTSEngine(Engine):
     """A Qwen3-TTS checkpoint on one device."""
 
     name = "qwen3-tts"
-    version = "1"
     quality_limits = QUALITY_LIMITS
 
     def __init__(
