@@ -8,7 +8,6 @@ bug.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -165,10 +164,6 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "models": commands.models,
     }
     return int(handlers[args.command](args, settings) or 0)
-
-
-def print_json(document: Any) -> None:
-    print(json.dumps(document, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

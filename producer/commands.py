@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from producer.cli import print_json
+from producer.console import print_json
 from producer.planner import PlanOptions, default_params, plan_book, plan_summary
 from producer.progress import describe, watch
 from producer.submit import SubmitResult, submit_plan
