@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from workers.bench import Item, bucketed_padding, fifo_padding
+from producer.bench.padding import Item, bucketed_padding, fifo_padding
 from workers.engines.piper_torch.engine import (
     FRAME_STEP,
     STATIC_FRAME_BUCKETS,
