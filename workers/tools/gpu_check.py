@@ -36,7 +36,7 @@ from shared.schema import SynthesisParams
 from shared.voices import VoiceFiles, bundled_voice
 from workers.engines.base import EngineRequest
 
-DEFAULT_IDS = Path(__file__).resolve().parents[1] / "deploy" / "gpu" / "sentences.json"
+DEFAULT_IDS = Path(__file__).resolve().parents[2] / "deploy" / "gpu" / "sentences.json"
 BUCKETS = (32, 64, 128, 256, 512)
 BATCHES = (1, 2, 4, 8, 16, 32, 64)
 NOISE_OFF = SynthesisParams(noise_scale=0.0, noise_w=0.0)
