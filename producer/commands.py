@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from producer.cli import print_json
+from producer.console import print_json
 from producer.planner import PlanOptions, default_params, plan_book, plan_summary
 from producer.progress import describe, watch
 from producer.submit import SubmitResult, submit_plan
@@ -307,8 +307,8 @@ def control(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def bench(args: argparse.Namespace, settings: Settings) -> int:
+    from producer.bench import BenchOptions, format_table, run_bench
     from producer.samples import SAMPLE_BOOK
-    from workers.bench import BenchOptions, format_table, run_bench
 
     book = args.book or SAMPLE_BOOK
     options = BenchOptions(
@@ -316,6 +316,8 @@ def bench(args: argparse.Namespace, settings: Settings) -> int:
         chapter=args.chapter - 1,
         padding_book=args.padding_book or book,
         padding_batch=args.padding_batch,
+        padding_sample=args.padding_sample,
+        padding_seed=args.padding_seed,
         sweep_edges=tuple(int(v) for v in args.sweep_edges.split(",")),
         sweep_sizes=tuple(int(v) for v in args.sweep_sizes.split(",")),
         repeats=args.repeats,

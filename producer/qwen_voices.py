@@ -8,11 +8,11 @@ voice fetches only its checkpoint's tokenizer files and configs.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from producer.console import print_json
 from shared.engines import engine_spec
 from shared.errors import BadInputError, ConfigError, StorageError, UnknownVoiceError
 from shared.qwen import ENGINE, MODES
@@ -140,7 +140,7 @@ def list_voices(piper: list[str], settings: Settings, storage: Storage | None, a
     if as_json:
         rows: list[dict[str, object]] = [{"id": v, "engine": "piper"} for v in piper]
         rows += [{"id": v, **spec.model_dump(exclude_none=True)} for v, spec in qwen.items()]
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        print_json(rows)
         return 0
     for voice_id in piper:
         print(voice_id)
@@ -159,7 +159,7 @@ def models(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     found = [store.resolve(name, only=TOKENIZER_FILES).describe() for name in store.available()]
     if args.json:
-        print(json.dumps(found, indent=2, ensure_ascii=False))
+        print_json(found)
         return 0
     for model in found:
         print(f"{model['name']}\t{model['mode']}\t{len(model['speakers'])} speakers\t{model['sample_rate']} Hz")

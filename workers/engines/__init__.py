@@ -29,7 +29,7 @@ ENGINES: dict[str, tuple[str, str]] = {
 #: The engine a worker uses when none is configured, per device family. On
 #: the CPU, onnxruntime was measured faster than the PyTorch port both eager
 #: and compiled, one thread, batch 1 and batched (docs/engines.md,
-#: ``python -m workers.bench_engines``). On accelerators the PyTorch port is
+#: ``python -m workers.tools.bench_engines``). On accelerators the PyTorch port is
 #: the one engine that runs on every family (onnxruntime has no MLU or
 #: Kunlunxin provider, and its CANN/MIGraphX providers are separate builds).
 DEFAULT_ENGINES: dict[str, str] = {

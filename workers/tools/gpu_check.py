@@ -1,7 +1,7 @@
 """A short, prepared accelerator check of piper-torch: parity with onnxruntime, then a batch-size sweep.
 
-    python -m workers.gpu_check --device cuda:0 --json out.json [--budget-s 420]
-    python -m workers.gpu_check --device cpu --quick --json out.json     # dry run anywhere
+    python -m workers.tools.gpu_check --device cuda:0 --json out.json [--budget-s 420]
+    python -m workers.tools.gpu_check --device cpu --quick --json out.json     # dry run anywhere
 
 1. The card: identity, runtime versions, memory, and the smoke test.
 2. Parity: sentences in every token bucket (32..512) synthesised with noise
@@ -37,7 +37,7 @@ from shared.voices import VoiceFiles, bundled_voice
 from workers.devices.base import DeviceBackend
 from workers.engines.base import EngineRequest
 
-DEFAULT_IDS = Path(__file__).resolve().parents[1] / "deploy" / "gpu" / "sentences.json"
+DEFAULT_IDS = Path(__file__).resolve().parents[2] / "deploy" / "gpu" / "sentences.json"
 BUCKETS = (32, 64, 128, 256, 512)
 BATCHES = (1, 2, 4, 8, 16, 32, 64)
 NOISE_OFF = SynthesisParams(noise_scale=0.0, noise_w=0.0)
@@ -50,7 +50,7 @@ def write_ids(path: Path, voice: VoiceFiles) -> None:
     """Phonemize the sample sentences here (piper-tts + espeak) and store their ids per bucket."""
     from piper import PiperVoice
 
-    from workers.bench_engines import SAMPLE_TEXT
+    from workers.tools.bench_engines import SAMPLE_TEXT
 
     piper_voice = PiperVoice.load(voice.model_path, config_path=voice.config_path)
     sentences = [*SHORT_TEXTS, *(s.strip() + "." for s in SAMPLE_TEXT.split(". ") if s.strip())]
@@ -248,7 +248,7 @@ def _say(line: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workers.gpu_check", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m workers.tools.gpu_check", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda:0")
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--ids", type=Path, default=DEFAULT_IDS, help="token ids per sentence (see --write-ids)")
