@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from producer.cli import print_json
@@ -159,6 +160,7 @@ def render(args: argparse.Namespace, settings: Settings) -> int:
     ):
         local = settings.model_copy(update={"redis_url": redis_url})
         ledger = Ledger.from_url(redis_url)
+        farm.after_exit = partial(_requeue_unstored, job_plan.job, storage, ledger, local)
         return _render_on(
             args,
             local,
@@ -169,6 +171,19 @@ def render(args: argparse.Namespace, settings: Settings) -> int:
             alive=farm.check_alive,
             note=farm.progress_note,
         )
+
+
+def _requeue_unstored(job: str, storage: Storage, ledger: Ledger, settings: Settings) -> None:
+    """After a local process died: queue again every segment of the job not stored yet.
+
+    The dead process's messages would wait for the visibility timeout, and one
+    it had just taken off a queue is lost to Redis; a copy of a message that a
+    live worker holds costs a HEAD (or a render of the same audio), never a
+    different output.
+    """
+    from producer.resume import resume_job
+
+    resume_job(job, storage=storage, ledger=ledger, app=create_app(settings), settings=settings, force=True)
 
 
 @contextmanager

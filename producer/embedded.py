@@ -25,7 +25,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from producer.redelivery import requeue_held
 from shared.errors import FatalError, VoxfarmError
 from workers.supervisor import Supervised, Supervisor
 
@@ -153,12 +152,12 @@ class LocalFarm:
     """Worker and control processes started for one run, kept alive by the pool's supervisor, stopped together.
 
     A process that dies mid-render (the kernel's out-of-memory killer, a
-    crashed engine) is restarted with backoff, and the messages it held go
-    back on their queues at once instead of after the visibility timeout:
-    the farm owns its Redis, so it may put back every unacknowledged message
-    of those queues. One that a healthy process still holds is then
-    delivered twice, which costs a HEAD (or a render) and never changes the
-    output.
+    crashed engine) is restarted with backoff. What it held is not lost, but
+    the broker would hand it on only after the visibility timeout (an hour),
+    and a message it had taken off a queue and not yet recorded is gone from
+    Redis altogether; so ``after_exit`` lets the render queue again what is
+    not stored yet (``voxfarm resume --force``, which a duplicate delivery
+    makes safe).
     """
 
     env: Mapping[str, str]
@@ -166,6 +165,8 @@ class LocalFarm:
     engine: str | None = None
     voice: str | None = None
     logdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="voxfarm-logs-")))
+    after_exit: Callable[[], object] | None = None
+    """Called when a process exited mid-run (before its restart)."""
     exits: list[str] = field(default_factory=list)
     """One line per process that exited mid-run and was restarted."""
     supervisor: Supervisor = field(init=False)
@@ -228,8 +229,8 @@ class LocalFarm:
         if slot.name.startswith("worker-"):
             self._ready(int(slot.name.removeprefix("worker-"))).unlink(missing_ok=True)
         self.exits.append(f"{slot.name} (exit code {code})")
-        put_back = requeue_held(self.env["VOXFARM_REDIS_URL"], control=slot.name == "control")
-        log.warning("%s exited with code %s: %d messages it may have held are queued again", slot.name, code, put_back)
+        if self.after_exit is not None:
+            self.after_exit()
 
     def progress_note(self) -> str:
         """What the progress line says about the farm: its restarts, if any."""

@@ -107,7 +107,7 @@ def test_sigkill_of_an_embedded_worker_mid_render(
     farm_env: dict[str, str], reference: Reference, tmp_path: Path
 ) -> None:
     # The embedded default: no Redis configured, so `voxfarm render` starts its own farm (and the
-    # default visibility timeout of an hour: the farm itself must put back what the killed worker held).
+    # default visibility timeout of an hour: the render itself must queue again what the killed worker held).
     env = {k: v for k, v in {**os.environ, **farm_env}.items() if k != "VOXFARM_REDIS_URL"}
     output = tmp_path / "out"
     with (tmp_path / "render.err").open("w+b") as errors:
@@ -118,18 +118,22 @@ def test_sigkill_of_an_embedded_worker_mid_render(
             stdout=subprocess.DEVNULL,
             stderr=errors,
         )
-        storage = storage_for(farm_env)
-        deadline = time.monotonic() + 240
-        while len(list(storage.list("segments"))) < 3:
-            assert render.poll() is None and time.monotonic() < deadline, errors.read().decode()[-3000:]
-            time.sleep(0.05)
-        victim = embedded_workers(render.pid)[0]
-        os.kill(victim, signal.SIGKILL)
-        stored_at_kill = len(list(storage.list("segments")))
-
-        code = render.wait(300)
-        errors.seek(0)
-        stderr = errors.read().decode(errors="replace")
+        try:
+            storage = storage_for(farm_env)
+            deadline = time.monotonic() + 240
+            while len(list(storage.list("segments"))) < 3:
+                assert render.poll() is None and time.monotonic() < deadline, "the render stopped or stalled"
+                time.sleep(0.05)
+            victim = embedded_workers(render.pid)[0]
+            os.kill(victim, signal.SIGKILL)
+            stored_at_kill = len(list(storage.list("segments")))
+            code = render.wait(240)
+        finally:
+            if render.poll() is None:
+                render.terminate()  # the render stops the farm it started
+                render.wait(60)
+            errors.seek(0)
+            stderr = errors.read().decode(errors="replace")
     assert code == 0, stderr[-3000:]
     assert stored_at_kill < reference.segments, "the render had finished before the kill"
     job = json.loads((output / "manifest.json").read_text())["job"]
