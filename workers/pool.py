@@ -3,8 +3,9 @@
 Children are started with the ``spawn`` start method: a card's runtime must
 never be initialised in a parent and inherited through fork. Each child gets
 its own card, Celery hostname and metrics port (base + i). A child that
-dies is restarted with exponential backoff (workers/supervisor.py); SIGTERM is forwarded to every
-child so each drains its batch before the pool exits. The pool itself
+dies is restarted with exponential backoff (``workers.supervisor``, which
+the embedded farm uses too); SIGTERM is forwarded to every child so each
+drains its batch before the pool exits. The pool itself
 answers /healthz and /readyz (ready when every child is ready) for probes.
 """
 
