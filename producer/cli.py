@@ -166,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(_dispatch(args, settings) or 0)
     except VoxfarmError as exc:
         print(f"voxfarm: error: {exc}", file=sys.stderr)
+        for note in getattr(exc, "__notes__", ()):
+            print(note, file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("voxfarm: interrupted", file=sys.stderr)

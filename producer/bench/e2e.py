@@ -18,6 +18,7 @@ from producer.submit import submit_plan
 from shared.audio import decode_audio
 from shared.buckets import BucketPolicy
 from shared.celery_app import create_app
+from shared.errors import FatalError
 from shared.keys import segment_path
 from shared.ledger import Ledger
 from shared.schema import JobPlan
@@ -91,6 +92,7 @@ def farm_run(book: Path, chapter: int, workers: int, env: dict[str, str]) -> Far
     store = temporary_dir()
     run_env = {**env, "VOXFARM_STORAGE_URL": store.as_uri()}
     with local_farm(workers=workers, extra_env=run_env) as (redis_url, farm):
+        farm.after_exit = _abandon_run
         settings = load_settings(redis_url=redis_url, storage_url=store.as_uri())
         storage = open_storage(store.as_uri())
         ledger = Ledger.from_url(redis_url)
@@ -113,6 +115,11 @@ def farm_run(book: Path, chapter: int, workers: int, env: dict[str, str]) -> Far
         raise RuntimeError(f"the benchmark job ended {state}")
     speech = sum(len(decode_audio(storage.get_bytes(segment_path(plan.voice, s.key)))[0]) for s in plan.segments)
     return FarmRun(rendered or assembled, assembled, speech / plan.sample_rate)
+
+
+def _abandon_run() -> None:
+    """A local process died mid-run: its restart would be timed too, so the figure would mean nothing."""
+    raise FatalError("a local worker died during the benchmark run; its figures would include the restart")
 
 
 @dataclass
