@@ -42,7 +42,7 @@ from shared.buckets import interactive_queue_name, queue_name
 from shared.engines import engine_spec
 from shared.errors import NotFoundError, VoxfarmError
 from shared.ledger import JobState, Ledger
-from shared.scheduler_keys import ACTIVE_KEY, CONSUMERS_KEY, STATS_KEY, WAKE_KEY, consumer_key, job_meta_key
+from shared.redis_keys import SCHED_ACTIVE, SCHED_CONSUMERS, SCHED_STATS, SCHED_WAKE, consumer_key, job_key
 from shared.schema import SegmentTask
 from shared.settings import Settings
 from shared.storage import Storage
@@ -164,7 +164,7 @@ class Dispatcher:
                 stop.wait(1.0)
                 continue
             try:
-                self.redis.blpop([WAKE_KEY], timeout=self.settings.dispatch_interval_s)
+                self.redis.blpop([SCHED_WAKE], timeout=self.settings.dispatch_interval_s)
             except redis.RedisError:
                 stop.wait(self.settings.dispatch_interval_s)
         self.lease.release()
@@ -218,16 +218,16 @@ class Dispatcher:
 
     # --- jobs ----------------------------------------------------------------
     def _refresh_jobs(self) -> None:
-        active = sorted(_text(v) for v in self.redis.smembers(ACTIVE_KEY))
+        active = sorted(_text(v) for v in self.redis.smembers(SCHED_ACTIVE))
         pipe = self.redis.pipeline(transaction=False)
         for job in active:
-            pipe.hmget(job_meta_key(job), _META_FIELDS)
+            pipe.hmget(job_key(job, "meta"), _META_FIELDS)
         rows = pipe.execute() if active else []
         seen = set()
         for job, row in zip(active, rows, strict=True):
             state, tenant, priority, lane, gen, created = (_text(v) for v in row)
             if not state or state not in (JobState.QUEUED, JobState.RENDERING, JobState.PAUSED):
-                self.redis.srem(ACTIVE_KEY, job)
+                self.redis.srem(SCHED_ACTIVE, job)
                 continue
             if state == JobState.PAUSED:
                 continue  # dropped from memory; a resume bumps gen and it is loaded afresh
@@ -281,7 +281,7 @@ class Dispatcher:
             return
         pipe = self.redis.pipeline(transaction=False)
         for job, indexes in jobs:
-            pipe.smismember(f"voxfarm:job:{job}:done", indexes)
+            pipe.smismember(job_key(job, "done"), indexes)
         for (job, indexes), flags in zip(jobs, pipe.execute(), strict=True):
             self.jobs[job].outstanding.difference_update(i for i, flag in zip(indexes, flags, strict=True) if flag)
 
@@ -291,8 +291,8 @@ class Dispatcher:
         now = time.time()
         if now - self._windows_at < CONSUMERS_REFRESH_S:
             return self._windows
-        self.redis.zremrangebyscore(CONSUMERS_KEY, "-inf", now)
-        hosts = [_text(cast(bytes, h)) for h in self.redis.zrange(CONSUMERS_KEY, 0, -1)]
+        self.redis.zremrangebyscore(SCHED_CONSUMERS, "-inf", now)
+        hosts = [_text(cast(bytes, h)) for h in self.redis.zrange(SCHED_CONSUMERS, 0, -1)]
         windows: dict[str, int] = {}
         found = cast(list[bytes | None], self.redis.mget([consumer_key(h) for h in hosts]) if hosts else [])
         for raw in found:
@@ -388,9 +388,9 @@ class Dispatcher:
             "starved": json.dumps(starved),
         }
         pipe = self.redis.pipeline(transaction=False)
-        pipe.delete(STATS_KEY)
-        pipe.hset(STATS_KEY, mapping=fields)  # type: ignore[arg-type]
-        pipe.expire(STATS_KEY, max(int(self.settings.lease_ttl_s * 4), 10))
+        pipe.delete(SCHED_STATS)
+        pipe.hset(SCHED_STATS, mapping=fields)  # type: ignore[arg-type]
+        pipe.expire(SCHED_STATS, max(int(self.settings.lease_ttl_s * 4), 10))
         pipe.execute()
 
 
