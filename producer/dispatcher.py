@@ -25,8 +25,8 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import cast
 
 import redis
@@ -35,6 +35,7 @@ from celery import Celery
 from producer.assemble import load_plan
 from producer.fairshare import DEFAULT_PRIORITY, FairShare, ShareState
 from producer.fenced_push import FencedPush, MessageCapture, Outgoing
+from producer.jobwork import JobWork, Unit, build_units
 from producer.lease import Lease
 from producer.submit import DEFAULT_TENANT, group_by_key, segment_tasks, send_options, task_queue
 from producer.tenants import Tenant, ensure_tenants, read_tenants
@@ -43,7 +44,7 @@ from shared.engines import engine_spec
 from shared.errors import NotFoundError, VoxfarmError
 from shared.ledger import JobState, Ledger
 from shared.redis_keys import SCHED_ACTIVE, SCHED_CONSUMERS, SCHED_STATS, SCHED_WAKE, consumer_key, job_key
-from shared.schema import SegmentTask
+from shared.schema import SegmentPlan
 from shared.settings import Settings
 from shared.storage import Storage
 
@@ -59,47 +60,6 @@ TENANTS_SEED_S = 30.0
 _META_FIELDS = ("state", "tenant", "priority", "lane", "gen", "created_at")
 
 
-@dataclass
-class Unit:
-    """What one message carries: segments of one job and one queue."""
-
-    queue: str
-    tasks: list[SegmentTask]
-    seconds: float
-
-    @property
-    def indexes(self) -> list[int]:
-        return [i for task in self.tasks for i in task.indexes]
-
-    @property
-    def first(self) -> int:
-        return self.tasks[0].indexes[0]
-
-
-@dataclass
-class JobWork:
-    share: ShareState
-    gen: str
-    pending: dict[str, deque[Unit]] = field(default_factory=dict)
-    outstanding: set[int] = field(default_factory=set)
-    """Indexes dispatched (or found in flight at load) and not yet seen done."""
-    fresh: bool = False
-    """Nothing of the job was ever sent: its first unit goes to the head of its queue."""
-
-    @property
-    def pending_s(self) -> float:
-        return sum(unit.seconds for units in self.pending.values() for unit in units)
-
-    def next_unit(self, room: Mapping[str, int]) -> Unit | None:
-        """The earliest unit, in book order, whose queue has room."""
-        heads = [units[0] for queue, units in self.pending.items() if units and room.get(queue, 0) > 0]
-        return min(heads, key=lambda u: u.first, default=None)
-
-    def take(self, unit: Unit) -> None:
-        self.pending[unit.queue].popleft()
-        self.outstanding.update(unit.indexes)
-
-
 @dataclass(frozen=True)
 class CycleResult:
     held: bool
@@ -109,21 +69,6 @@ class CycleResult:
 
 def _text(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else (value or "")
-
-
-def build_units(
-    tasks: Iterable[tuple[str, SegmentTask]], per_unit: int, seconds_of: Callable[[SegmentTask], float]
-) -> dict[str, deque[Unit]]:
-    """Group consecutive tasks of one queue into units of up to ``per_unit`` segments."""
-    pending: dict[str, deque[Unit]] = {}
-    for queue, task in tasks:
-        units = pending.setdefault(queue, deque())
-        if units and len(units[-1].tasks) < per_unit:
-            units[-1].tasks.append(task)
-            units[-1].seconds += seconds_of(task)
-        else:
-            units.append(Unit(queue, [task], seconds_of(task)))
-    return pending
 
 
 class Dispatcher:
@@ -253,37 +198,49 @@ class Dispatcher:
         done = self.ledger.done_indexes(job)
         sent = self.ledger.sent_times(job)
         horizon = time.time() - self.settings.visibility_timeout_s - 60
-        owed, in_flight = [], set()
+        owed, in_flight = [], []
         for segments in group_by_key(plan.segments).values():
             indexes = [s.index for s in segments]
             if all(i in done for i in indexes):
                 continue
             if any(sent.get(i, 0.0) > horizon for i in indexes):
-                in_flight.update(indexes)
+                in_flight.append(segments)
                 continue
             owed.append(segments)
         spec = engine_spec(plan.engine)
         lane = meta.get("lane", "bulk")
-        tasks = segment_tasks(plan, owed, lane)
-        pending = build_units(
-            ((task_queue(plan, task), task) for task in tasks),
-            self.settings.dispatch_unit_segments,
-            lambda task: spec.estimate_s(len(task.ids), task.params.length_scale),
-        )
+
+        def units(groups: list[list[SegmentPlan]], per_unit: int) -> dict[str, deque[Unit]]:
+            return build_units(
+                ((task_queue(plan, task), task) for task in segment_tasks(plan, groups, lane)),
+                per_unit,
+                lambda task: spec.estimate_s(len(task.ids), task.params.length_scale),
+            )
+
+        pending = units(owed, self.settings.dispatch_unit_segments)
+        flight = {unit.first: unit for queued in units(in_flight, 1).values() for unit in queued}
         share = ShareState(job, meta.get("tenant", DEFAULT_TENANT), registered_at=created_at, last_served=created_at)
-        log.info("dispatching %s: %d messages owed, %d in flight", job, len(tasks), len(in_flight), extra={"job": job})
-        return JobWork(share, gen, pending, in_flight, fresh=not sent)
+        log.info("dispatching %s: %d messages owed, %d in flight", job, len(owed), len(in_flight), extra={"job": job})
+        return JobWork(share, gen, pending, flight, fresh=not sent)
 
     def _settle_outstanding(self) -> None:
-        """Drop indexes that are done since we dispatched them (quota accounting)."""
-        jobs = [(job, sorted(work.outstanding)) for job, work in self.jobs.items() if work.outstanding]
+        """Forget what landed since it was dispatched; take back what a worker handed back (quota, pause)."""
+        jobs = [
+            (job, sorted({i for unit in work.flight.values() for i in unit.indexes}))
+            for job, work in self.jobs.items()
+            if work.flight
+        ]
         if not jobs:
             return
         pipe = self.redis.pipeline(transaction=False)
         for job, indexes in jobs:
             pipe.smismember(job_key(job, "done"), indexes)
-        for (job, indexes), flags in zip(jobs, pipe.execute(), strict=True):
-            self.jobs[job].outstanding.difference_update(i for i, flag in zip(indexes, flags, strict=True) if flag)
+            pipe.hmget(job_key(job, "sent"), indexes)
+        replies = pipe.execute()
+        for (job, indexes), flags, times in zip(jobs, replies[::2], replies[1::2], strict=True):
+            done = {i for i, flag in zip(indexes, flags, strict=True) if flag}
+            sent = {i for i, at in zip(indexes, times, strict=True) if at is not None}
+            self.jobs[job].settle(done, sent)
 
     # --- capacity ------------------------------------------------------------
     def windows(self) -> dict[str, int]:
@@ -330,7 +287,7 @@ class Dispatcher:
         weights = {name: t.weight for name, t in self.tenants.items()}
         in_flight: dict[str, int] = {}
         for work in self.jobs.values():
-            in_flight[work.share.tenant] = in_flight.get(work.share.tenant, 0) + len(work.outstanding)
+            in_flight[work.share.tenant] = in_flight.get(work.share.tenant, 0) + work.in_flight
         outgoing: list[Outgoing] = []
         while True:
             eligible: dict[str, tuple[JobWork, Unit]] = {}
