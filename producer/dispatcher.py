@@ -147,6 +147,8 @@ class Dispatcher:
         self._settle_outstanding()
         room = self._room()
         outgoing = self._select(room)
+        if not self._still_held():
+            return CycleResult(held=False)
         now = self.clock()
         pushed = self.pusher.push(self.lease.value, outgoing, now)
         if pushed < 0:
@@ -160,6 +162,23 @@ class Dispatcher:
         if due:
             self._write_stats(elapsed, now)
         return CycleResult(held=True, dispatched=pushed, seconds=elapsed)
+
+    def _still_held(self) -> bool:
+        """Renew before pushing when loading took long (a large plan): the lease must not lapse mid-cycle.
+
+        If it lapsed and was taken again with the very next token, nobody else held it in between, so what
+        this cycle prepared is still right; any other token means another replica may have dispatched.
+        """
+        if time.monotonic() - self._renewed_at <= self.settings.lease_ttl_s / 3:
+            return True
+        token = self.lease.token
+        if self.lease.renew() and self.lease.token in (token, token + 1):
+            self._renewed_at = time.monotonic()
+            return True
+        log.warning("dispatcher lease lapsed mid-cycle; rebuilding")
+        self.lease.value = ""
+        self.reset()
+        return False
 
     # --- jobs ----------------------------------------------------------------
     def _refresh_jobs(self) -> None:
