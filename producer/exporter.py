@@ -122,7 +122,8 @@ def decode_segment(raw: bytes) -> QueuedSegment | None:
     """Tokens, enqueue time and speaking rate of a queued synthesis message; None for anything else.
 
     kombu's envelope is JSON whose ``body`` is base64 of Celery's JSON body
-    ``[args, kwargs, embed]``; the segment is ``kwargs["segment"]``.
+    ``[args, kwargs, embed]``; the segment is ``kwargs["segment"]``, or the
+    segments of a work unit ``kwargs["unit"]`` (their tokens add up).
     """
     try:
         envelope = json.loads(raw)
@@ -131,9 +132,10 @@ def decode_segment(raw: bytes) -> QueuedSegment | None:
             body = base64.b64decode(body)
         decoded = json.loads(body)
         kwargs = decoded[1] if isinstance(decoded, list) else decoded.get("kwargs", {})
-        segment = kwargs["segment"]
-        params = segment.get("params") or {}
-        return QueuedSegment(len(segment["ids"]), float(segment["enqueued_at"]), float(params.get("length_scale", 1.0)))
+        segments = kwargs["unit"] if "unit" in kwargs else [kwargs["segment"]]
+        params = segments[0].get("params") or {}
+        tokens = sum(len(segment["ids"]) for segment in segments)
+        return QueuedSegment(tokens, float(segments[0]["enqueued_at"]), float(params.get("length_scale", 1.0)))
     except (ValueError, KeyError, TypeError, IndexError, AttributeError, binascii.Error):
         return None
 

@@ -218,3 +218,19 @@ def test_an_unreachable_redis_reports_broker_down_and_no_stale_figures() -> None
     assert samples[("voxfarm_broker_up", ())] == 0
     assert samples[("voxfarm_exporter_read_errors_total", ())] == 1
     assert not [name for name, _ in samples if name.startswith(("voxfarm_queue", "voxfarm_segments", "voxfarm_jobs"))]
+
+
+def test_a_work_unit_counts_the_tokens_of_every_segment_it_carries() -> None:
+    from producer.exporter import decode_segment
+    from tests.support.raw_messages import celery_body, envelope
+
+    def segment(tokens: int) -> dict[str, object]:
+        return {"ids": list(range(tokens)), "enqueued_at": 100.0, "params": {"length_scale": 1.0}}
+
+    queue = "voxfarm.piper-onnx.en_US-joe-medium.b64"
+    single = decode_segment(envelope(celery_body({"segment": segment(40)}), queue=queue))
+    unit = decode_segment(envelope(celery_body({"unit": [segment(40), segment(30)]}), queue=queue))
+
+    assert single is not None and unit is not None
+    assert (single.tokens, unit.tokens) == (40, 70)
+    assert unit.work_s == single.work_s * 70 / 40
