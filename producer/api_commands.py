@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from producer.cli import print_json
+from producer.console import print_json
 from shared.settings import Settings
 
 

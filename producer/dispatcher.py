@@ -25,8 +25,8 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import cast
 
 import redis
@@ -35,6 +35,7 @@ from celery import Celery
 from producer.assemble import load_plan
 from producer.fairshare import DEFAULT_PRIORITY, FairShare, ShareState
 from producer.fenced_push import FencedPush, MessageCapture, Outgoing
+from producer.jobwork import JobWork, Unit, build_units
 from producer.lease import Lease
 from producer.submit import DEFAULT_TENANT, group_by_key, segment_tasks, send_options, task_queue
 from producer.tenants import Tenant, ensure_tenants, read_tenants
@@ -42,8 +43,8 @@ from shared.buckets import interactive_queue_name, queue_name
 from shared.engines import engine_spec
 from shared.errors import NotFoundError, VoxfarmError
 from shared.ledger import JobState, Ledger
-from shared.scheduler_keys import ACTIVE_KEY, CONSUMERS_KEY, STATS_KEY, WAKE_KEY, consumer_key, job_meta_key
-from shared.schema import SegmentTask
+from shared.redis_keys import SCHED_ACTIVE, SCHED_CONSUMERS, SCHED_STATS, SCHED_WAKE, consumer_key, job_key
+from shared.schema import SegmentPlan
 from shared.settings import Settings
 from shared.storage import Storage
 
@@ -59,47 +60,6 @@ TENANTS_SEED_S = 30.0
 _META_FIELDS = ("state", "tenant", "priority", "lane", "gen", "created_at")
 
 
-@dataclass
-class Unit:
-    """What one message carries: segments of one job and one queue."""
-
-    queue: str
-    tasks: list[SegmentTask]
-    seconds: float
-
-    @property
-    def indexes(self) -> list[int]:
-        return [i for task in self.tasks for i in task.indexes]
-
-    @property
-    def first(self) -> int:
-        return self.tasks[0].indexes[0]
-
-
-@dataclass
-class JobWork:
-    share: ShareState
-    gen: str
-    pending: dict[str, deque[Unit]] = field(default_factory=dict)
-    outstanding: set[int] = field(default_factory=set)
-    """Indexes dispatched (or found in flight at load) and not yet seen done."""
-    fresh: bool = False
-    """Nothing of the job was ever sent: its first unit goes to the head of its queue."""
-
-    @property
-    def pending_s(self) -> float:
-        return sum(unit.seconds for units in self.pending.values() for unit in units)
-
-    def next_unit(self, room: Mapping[str, int]) -> Unit | None:
-        """The earliest unit, in book order, whose queue has room."""
-        heads = [units[0] for queue, units in self.pending.items() if units and room.get(queue, 0) > 0]
-        return min(heads, key=lambda u: u.first, default=None)
-
-    def take(self, unit: Unit) -> None:
-        self.pending[unit.queue].popleft()
-        self.outstanding.update(unit.indexes)
-
-
 @dataclass(frozen=True)
 class CycleResult:
     held: bool
@@ -109,21 +69,6 @@ class CycleResult:
 
 def _text(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else (value or "")
-
-
-def build_units(
-    tasks: Iterable[tuple[str, SegmentTask]], per_unit: int, seconds_of: Callable[[SegmentTask], float]
-) -> dict[str, deque[Unit]]:
-    """Group consecutive tasks of one queue into units of up to ``per_unit`` segments."""
-    pending: dict[str, deque[Unit]] = {}
-    for queue, task in tasks:
-        units = pending.setdefault(queue, deque())
-        if units and len(units[-1].tasks) < per_unit:
-            units[-1].tasks.append(task)
-            units[-1].seconds += seconds_of(task)
-        else:
-            units.append(Unit(queue, [task], seconds_of(task)))
-    return pending
 
 
 class Dispatcher:
@@ -164,7 +109,7 @@ class Dispatcher:
                 stop.wait(1.0)
                 continue
             try:
-                self.redis.blpop([WAKE_KEY], timeout=self.settings.dispatch_interval_s)
+                self.redis.blpop([SCHED_WAKE], timeout=self.settings.dispatch_interval_s)
             except redis.RedisError:
                 stop.wait(self.settings.dispatch_interval_s)
         self.lease.release()
@@ -202,6 +147,8 @@ class Dispatcher:
         self._settle_outstanding()
         room = self._room()
         outgoing = self._select(room)
+        if not self._still_held():
+            return CycleResult(held=False)
         now = self.clock()
         pushed = self.pusher.push(self.lease.value, outgoing, now)
         if pushed < 0:
@@ -216,18 +163,35 @@ class Dispatcher:
             self._write_stats(elapsed, now)
         return CycleResult(held=True, dispatched=pushed, seconds=elapsed)
 
+    def _still_held(self) -> bool:
+        """Renew before pushing when loading took long (a large plan): the lease must not lapse mid-cycle.
+
+        If it lapsed and was taken again with the very next token, nobody else held it in between, so what
+        this cycle prepared is still right; any other token means another replica may have dispatched.
+        """
+        if time.monotonic() - self._renewed_at <= self.settings.lease_ttl_s / 3:
+            return True
+        token = self.lease.token
+        if self.lease.renew() and self.lease.token in (token, token + 1):
+            self._renewed_at = time.monotonic()
+            return True
+        log.warning("dispatcher lease lapsed mid-cycle; rebuilding")
+        self.lease.value = ""
+        self.reset()
+        return False
+
     # --- jobs ----------------------------------------------------------------
     def _refresh_jobs(self) -> None:
-        active = sorted(_text(v) for v in self.redis.smembers(ACTIVE_KEY))
+        active = sorted(_text(v) for v in self.redis.smembers(SCHED_ACTIVE))
         pipe = self.redis.pipeline(transaction=False)
         for job in active:
-            pipe.hmget(job_meta_key(job), _META_FIELDS)
+            pipe.hmget(job_key(job, "meta"), _META_FIELDS)
         rows = pipe.execute() if active else []
         seen = set()
         for job, row in zip(active, rows, strict=True):
             state, tenant, priority, lane, gen, created = (_text(v) for v in row)
             if not state or state not in (JobState.QUEUED, JobState.RENDERING, JobState.PAUSED):
-                self.redis.srem(ACTIVE_KEY, job)
+                self.redis.srem(SCHED_ACTIVE, job)
                 continue
             if state == JobState.PAUSED:
                 continue  # dropped from memory; a resume bumps gen and it is loaded afresh
@@ -253,37 +217,49 @@ class Dispatcher:
         done = self.ledger.done_indexes(job)
         sent = self.ledger.sent_times(job)
         horizon = time.time() - self.settings.visibility_timeout_s - 60
-        owed, in_flight = [], set()
+        owed, in_flight = [], []
         for segments in group_by_key(plan.segments).values():
             indexes = [s.index for s in segments]
             if all(i in done for i in indexes):
                 continue
             if any(sent.get(i, 0.0) > horizon for i in indexes):
-                in_flight.update(indexes)
+                in_flight.append(segments)
                 continue
             owed.append(segments)
         spec = engine_spec(plan.engine)
         lane = meta.get("lane", "bulk")
-        tasks = segment_tasks(plan, owed, lane)
-        pending = build_units(
-            ((task_queue(plan, task), task) for task in tasks),
-            self.settings.dispatch_unit_segments,
-            lambda task: spec.estimate_s(len(task.ids), task.params.length_scale),
-        )
+
+        def units(groups: list[list[SegmentPlan]], per_unit: int) -> dict[str, deque[Unit]]:
+            return build_units(
+                ((task_queue(plan, task), task) for task in segment_tasks(plan, groups, lane)),
+                per_unit,
+                lambda task: spec.estimate_s(len(task.ids), task.params.length_scale),
+            )
+
+        pending = units(owed, self.settings.dispatch_unit_segments)
+        flight = {unit.first: unit for queued in units(in_flight, 1).values() for unit in queued}
         share = ShareState(job, meta.get("tenant", DEFAULT_TENANT), registered_at=created_at, last_served=created_at)
-        log.info("dispatching %s: %d messages owed, %d in flight", job, len(tasks), len(in_flight), extra={"job": job})
-        return JobWork(share, gen, pending, in_flight, fresh=not sent)
+        log.info("dispatching %s: %d messages owed, %d in flight", job, len(owed), len(in_flight), extra={"job": job})
+        return JobWork(share, gen, pending, flight, fresh=not sent)
 
     def _settle_outstanding(self) -> None:
-        """Drop indexes that are done since we dispatched them (quota accounting)."""
-        jobs = [(job, sorted(work.outstanding)) for job, work in self.jobs.items() if work.outstanding]
+        """Forget what landed since it was dispatched; take back what a worker handed back (quota, pause)."""
+        jobs = [
+            (job, sorted({i for unit in work.flight.values() for i in unit.indexes}))
+            for job, work in self.jobs.items()
+            if work.flight
+        ]
         if not jobs:
             return
         pipe = self.redis.pipeline(transaction=False)
         for job, indexes in jobs:
-            pipe.smismember(f"voxfarm:job:{job}:done", indexes)
-        for (job, indexes), flags in zip(jobs, pipe.execute(), strict=True):
-            self.jobs[job].outstanding.difference_update(i for i, flag in zip(indexes, flags, strict=True) if flag)
+            pipe.smismember(job_key(job, "done"), indexes)
+            pipe.hmget(job_key(job, "sent"), indexes)
+        replies = pipe.execute()
+        for (job, indexes), flags, times in zip(jobs, replies[::2], replies[1::2], strict=True):
+            done = {i for i, flag in zip(indexes, flags, strict=True) if flag}
+            sent = {i for i, at in zip(indexes, times, strict=True) if at is not None}
+            self.jobs[job].settle(done, sent)
 
     # --- capacity ------------------------------------------------------------
     def windows(self) -> dict[str, int]:
@@ -291,8 +267,8 @@ class Dispatcher:
         now = time.time()
         if now - self._windows_at < CONSUMERS_REFRESH_S:
             return self._windows
-        self.redis.zremrangebyscore(CONSUMERS_KEY, "-inf", now)
-        hosts = [_text(cast(bytes, h)) for h in self.redis.zrange(CONSUMERS_KEY, 0, -1)]
+        self.redis.zremrangebyscore(SCHED_CONSUMERS, "-inf", now)
+        hosts = [_text(cast(bytes, h)) for h in self.redis.zrange(SCHED_CONSUMERS, 0, -1)]
         windows: dict[str, int] = {}
         found = cast(list[bytes | None], self.redis.mget([consumer_key(h) for h in hosts]) if hosts else [])
         for raw in found:
@@ -330,7 +306,7 @@ class Dispatcher:
         weights = {name: t.weight for name, t in self.tenants.items()}
         in_flight: dict[str, int] = {}
         for work in self.jobs.values():
-            in_flight[work.share.tenant] = in_flight.get(work.share.tenant, 0) + len(work.outstanding)
+            in_flight[work.share.tenant] = in_flight.get(work.share.tenant, 0) + work.in_flight
         outgoing: list[Outgoing] = []
         while True:
             eligible: dict[str, tuple[JobWork, Unit]] = {}
@@ -388,9 +364,9 @@ class Dispatcher:
             "starved": json.dumps(starved),
         }
         pipe = self.redis.pipeline(transaction=False)
-        pipe.delete(STATS_KEY)
-        pipe.hset(STATS_KEY, mapping=fields)  # type: ignore[arg-type]
-        pipe.expire(STATS_KEY, max(int(self.settings.lease_ttl_s * 4), 10))
+        pipe.delete(SCHED_STATS)
+        pipe.hset(SCHED_STATS, mapping=fields)  # type: ignore[arg-type]
+        pipe.expire(SCHED_STATS, max(int(self.settings.lease_ttl_s * 4), 10))
         pipe.execute()
 
 

@@ -23,7 +23,7 @@ from kombu.utils.json import dumps
 
 from shared.celery_app import SYNTHESIZE_TASK
 from shared.errors import BrokerError
-from shared.scheduler_keys import DISPATCHED_KEY, LEASE_KEY, job_meta_key, job_sent_key
+from shared.redis_keys import SCHED_DISPATCHED, SCHED_LEASE, job_key
 
 #: KEYS: lease, dispatched, then meta/sent per job, then the queues.
 #: ARGV: lease value, now, jobs, queues, then per message: queue#, job#, payload, stat field, seconds, head (1: next
@@ -122,9 +122,9 @@ class FencedPush:
             records += [str(q), str(j), message.payload, message.stat_field, f"{message.seconds:.3f}"]
             records.append("1" if message.head else "0")
             records += [str(len(message.indexes)), *(str(i) for i in message.indexes)]
-        keys = [LEASE_KEY, DISPATCHED_KEY]
+        keys = [SCHED_LEASE, SCHED_DISPATCHED]
         for job in jobs:
-            keys += [job_meta_key(job), job_sent_key(job)]
+            keys += [job_key(job, "meta"), job_key(job, "sent")]
         keys += list(queues)
         try:
             return int(self._script(keys=keys, args=[lease_value, repr(now), len(jobs), len(queues), *records]))

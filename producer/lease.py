@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from shared.scheduler_keys import FENCE_KEY, LEASE_KEY
+from shared.redis_keys import SCHED_FENCE, SCHED_LEASE
 
 #: KEYS: lease, fence. ARGV: holder, ttl_ms, current value ('' if none).
 #: Returns the lease value now held by ``holder``, or '' when another holder has it.
@@ -63,17 +63,17 @@ class Lease:
 
     def renew(self) -> bool:
         """Take the lease if it is free, extend it if it is ours; False when another replica holds it."""
-        raw = self._acquire(keys=[LEASE_KEY, FENCE_KEY], args=[self.holder, int(self.ttl_s * 1000), self.value])
+        raw = self._acquire(keys=[SCHED_LEASE, SCHED_FENCE], args=[self.holder, int(self.ttl_s * 1000), self.value])
         self.value = raw.decode() if isinstance(raw, bytes) else str(raw or "")
         return self.held
 
     def release(self) -> None:
         if self.value:
             with contextlib.suppress(redis.RedisError):  # it expires on its own
-                self._release(keys=[LEASE_KEY], args=[self.value])
+                self._release(keys=[SCHED_LEASE], args=[self.value])
         self.value = ""
 
     def current_holder(self) -> str:
-        raw = self.client.get(LEASE_KEY)
+        raw = self.client.get(SCHED_LEASE)
         text = raw.decode() if isinstance(raw, bytes) else str(raw or "")
         return text.rsplit("|", 1)[0]

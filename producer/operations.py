@@ -31,7 +31,7 @@ from shared.errors import BadInputError, NotFoundError
 from shared.ledger import JobState, JobStatus, Ledger
 from shared.names import check_job_id
 from shared.settings import Settings
-from shared.storage import Storage, open_storage
+from shared.storage import Storage
 
 _LIVE = (JobState.QUEUED, JobState.RENDERING, JobState.PAUSED)
 
@@ -45,9 +45,7 @@ class Operations:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Operations:
-        storage = open_storage(
-            settings.effective_storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
-        )
+        storage = Storage.from_settings(settings)
         ledger = Ledger.from_settings(settings)
         ledger.ping()
         return cls(storage, ledger, create_app(settings), settings)

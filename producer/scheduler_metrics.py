@@ -15,10 +15,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 import redis
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from shared.scheduler_keys import DISPATCHED_KEY, STATS_KEY
+from shared.metrics import scheduler_families
+from shared.redis_keys import SCHED_DISPATCHED, SCHED_STATS
 
 CACHE_S = 5.0
 MAX_SERIES = 1000
@@ -48,8 +49,8 @@ class SchedulerCollector(Collector):
             self._read_at = self.clock()
             try:
                 pipe = self.client.pipeline(transaction=False)
-                pipe.hgetall(STATS_KEY)
-                pipe.hgetall(DISPATCHED_KEY)
+                pipe.hgetall(SCHED_STATS)
+                pipe.hgetall(SCHED_DISPATCHED)
                 stats, dispatched = pipe.execute()
             except (redis.RedisError, OSError):
                 self._stats, self._dispatched = {}, {}
@@ -65,37 +66,16 @@ class SchedulerCollector(Collector):
         return list(self._families(scraped=True))
 
     def _families(self, *, scraped: bool) -> Iterator[Metric]:
-        labels = ["tenant", "priority"]
-        dispatched = CounterMetricFamily(
-            "voxfarm_scheduler_dispatched_seconds",
-            "Estimated seconds of audio the dispatcher has put into the queues.",
-            labels=labels,
-        )
-        pending = GaugeMetricFamily(
-            "voxfarm_scheduler_pending_seconds",
-            "Estimated seconds of audio of registered jobs not yet dispatched (paused jobs excluded).",
-            labels=labels,
-        )
-        starved = GaugeMetricFamily(
-            "voxfarm_scheduler_starved_seconds",
-            "Longest time a job with work waiting has gone without any of it being dispatched.",
-            labels=labels,
-        )
-        cycle = GaugeMetricFamily("voxfarm_dispatcher_cycle_seconds", "Seconds the dispatcher's last cycle took.")
-        lease = GaugeMetricFamily(
-            "voxfarm_dispatcher_lease_holder",
-            "1 for the control replica holding the dispatch lease.",
-            labels=["holder"],
-        )
+        f = scheduler_families()
         if scraped:
             for field, seconds in self._dispatched.items():
-                dispatched.add_metric(_labels(field), seconds)
+                f.dispatched.add_metric(_labels(field), seconds)
             stats = self._stats
             for field, seconds in json.loads(stats.get("pending", "{}")).items():
-                pending.add_metric(_labels(field), float(seconds))
+                f.pending.add_metric(_labels(field), float(seconds))
             for field, seconds in json.loads(stats.get("starved", "{}")).items():
-                starved.add_metric(_labels(field), float(seconds))
+                f.starved.add_metric(_labels(field), float(seconds))
             if stats:
-                cycle.add_metric([], float(stats.get("cycle_s", 0.0)))
-                lease.add_metric([stats.get("holder", "")], 1.0)
-        yield from (dispatched, pending, starved, cycle, lease)
+                f.cycle.add_metric([], float(stats.get("cycle_s", 0.0)))
+                f.lease_holder.add_metric([stats.get("holder", "")], 1.0)
+        yield from (f.dispatched, f.pending, f.starved, f.cycle, f.lease_holder)

@@ -28,7 +28,7 @@ from shared.errors import BadInputError, BrokerError, NotFoundError
 from shared.keys import job_dir, plan_path, segment_path
 from shared.ledger import JobState, Ledger
 from shared.names import check_tenant
-from shared.scheduler_keys import WAKE_KEY
+from shared.redis_keys import SCHED_WAKE
 from shared.schema import JobPlan, SegmentPlan, SegmentTask
 from shared.storage import LocalStorage, Storage
 
@@ -137,8 +137,8 @@ def wake_dispatcher(ledger: Ledger) -> None:
     """Let the dispatcher start a cycle now instead of at its next tick; losing the nudge costs one tick."""
     try:
         pipe = ledger.redis.pipeline(transaction=False)
-        pipe.lpush(WAKE_KEY, "1")
-        pipe.ltrim(WAKE_KEY, 0, 15)
+        pipe.lpush(SCHED_WAKE, "1")
+        pipe.ltrim(SCHED_WAKE, 0, 15)
         pipe.execute()
     except Exception as exc:  # redis raises many connection error types
         raise BrokerError(f"cannot reach Redis: {exc}; check VOXFARM_REDIS_URL") from exc

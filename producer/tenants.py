@@ -15,7 +15,7 @@ import redis
 
 from shared.errors import BadInputError, BrokerError, NotFoundError
 from shared.names import check_tenant
-from shared.scheduler_keys import TENANTS_KEY
+from shared.redis_keys import SCHED_TENANTS
 from shared.settings import Settings
 from shared.storage import Storage
 
@@ -54,7 +54,7 @@ def _encode(tenant: Tenant) -> str:
 
 def read_tenants(client: redis.Redis) -> dict[str, Tenant]:
     try:
-        raw = client.hgetall(TENANTS_KEY)
+        raw = client.hgetall(SCHED_TENANTS)
     except redis.RedisError as exc:
         raise BrokerError(f"cannot read tenants: {exc}; check VOXFARM_REDIS_URL") from exc
     found = {}
@@ -90,7 +90,7 @@ def set_tenant(client: redis.Redis, storage: Storage, name: str, *, weight: floa
     tenants[name] = updated
     _save(storage, tenants)
     try:
-        client.hset(TENANTS_KEY, name, _encode(updated))
+        client.hset(SCHED_TENANTS, name, _encode(updated))
     except redis.RedisError as exc:
         raise BrokerError(f"cannot write tenants: {exc}; check VOXFARM_REDIS_URL") from exc
     return updated
@@ -110,7 +110,7 @@ def ensure_tenants(client: redis.Redis, storage: Storage, settings: Settings) ->
         if tenants:
             _save(storage, tenants)
     if tenants:
-        client.hset(TENANTS_KEY, mapping={t.name: _encode(t) for t in tenants.values()})
+        client.hset(SCHED_TENANTS, mapping={t.name: _encode(t) for t in tenants.values()})
     return tenants
 
 

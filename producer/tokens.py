@@ -1,9 +1,9 @@
 """API tokens: who may call the HTTP service, for which tenant, with which scopes.
 
 A token reads ``vfk_<id>_<secret>``. Only the id and a SHA-256 of the
-secret are kept (hash ``voxfarm:api:tokens`` in the ledger's Redis, field
-= id), so a leaked Redis dump grants nothing; the secret is shown once, at
-creation. Checking compares digests in constant time, and an unknown id
+secret are kept (hash ``voxfarm:api:tokens`` in the ledger's Redis, named
+in ``shared.redis_keys``), so a leaked Redis dump grants nothing; the
+secret is shown once, at creation. Checking compares digests in constant time, and an unknown id
 costs the same comparison as a known one.
 
 Scopes: ``read`` (jobs, progress, files, voices), ``submit`` (books,
@@ -27,9 +27,8 @@ import redis
 
 from shared.errors import BadInputError, BrokerError, NotFoundError
 from shared.names import check_tenant
+from shared.redis_keys import API_TOKENS, api_rate_key
 
-TOKENS_KEY = "voxfarm:api:tokens"
-RATE_KEY_PREFIX = "voxfarm:api:rate"
 SCOPES = ("read", "submit", "admin")
 TOKEN_PREFIX = "vfk"
 _TOKEN = re.compile(r"^vfk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
@@ -131,13 +130,13 @@ class TokenStore:
 
     def _save(self, record: TokenRecord) -> None:
         try:
-            self.redis.hset(TOKENS_KEY, record.id, json.dumps(asdict(record)))
+            self.redis.hset(API_TOKENS, record.id, json.dumps(asdict(record)))
         except redis.RedisError as exc:
             raise BrokerError(f"cannot store the token: {exc}; check VOXFARM_REDIS_URL") from exc
 
     def _load(self, token_id: str) -> TokenRecord | None:
         try:
-            raw = self.redis.hget(TOKENS_KEY, token_id)
+            raw = self.redis.hget(API_TOKENS, token_id)
         except redis.RedisError as exc:
             raise BrokerError(f"cannot read tokens: {exc}; check VOXFARM_REDIS_URL") from exc
         if raw is None:
@@ -157,7 +156,7 @@ class TokenStore:
 
     def list(self, tenant: str | None = None) -> list[TokenRecord]:
         try:
-            raw = self.redis.hgetall(TOKENS_KEY)
+            raw = self.redis.hgetall(API_TOKENS)
         except redis.RedisError as exc:
             raise BrokerError(f"cannot read tokens: {exc}; check VOXFARM_REDIS_URL") from exc
         records = []
@@ -172,7 +171,7 @@ class TokenStore:
         if not _ID.match(token_id):
             raise BadInputError(f"invalid token id {token_id!r}: 16 hex digits, as `voxfarm tokens list` shows")
         try:
-            removed = self.redis.hdel(TOKENS_KEY, token_id)
+            removed = self.redis.hdel(API_TOKENS, token_id)
         except redis.RedisError as exc:
             raise BrokerError(f"cannot revoke the token: {exc}; check VOXFARM_REDIS_URL") from exc
         if not removed:
@@ -182,7 +181,7 @@ class TokenStore:
         """Count one request in the token's current minute; 0 if allowed, else seconds until the next minute."""
         now = time.time() if now is None else now
         minute = int(now // 60)
-        key = f"{RATE_KEY_PREFIX}:{token_id}:{minute}"
+        key = api_rate_key(token_id, minute)
         try:
             pipe = self.redis.pipeline(transaction=False)
             pipe.incr(key)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from shared.scheduler_keys import CONSUMERS_KEY, consumer_key, job_meta_key
+from shared.redis_keys import SCHED_CONSUMERS, consumer_key, job_key
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class Presence:
     def publish(self) -> None:
         pipe = self.client.pipeline(transaction=False)
         pipe.set(consumer_key(self.hostname), self.document, ex=PRESENCE_TTL_S)
-        pipe.zadd(CONSUMERS_KEY, {self.hostname: time.time() + PRESENCE_TTL_S})
+        pipe.zadd(SCHED_CONSUMERS, {self.hostname: time.time() + PRESENCE_TTL_S})
         pipe.execute()
 
     def start(self) -> None:
@@ -64,7 +64,7 @@ class Presence:
         try:
             pipe = self.client.pipeline(transaction=False)
             pipe.delete(consumer_key(self.hostname))
-            pipe.zrem(CONSUMERS_KEY, self.hostname)
+            pipe.zrem(SCHED_CONSUMERS, self.hostname)
             pipe.execute()
         except redis.RedisError:
             pass  # the TTL removes it
@@ -87,7 +87,7 @@ class JobStates:
             if cached is not None and now - cached[1] < self.ttl_s:
                 return cached[0]
         try:
-            raw = self.client.hget(job_meta_key(job), "state")
+            raw = self.client.hget(job_key(job, "meta"), "state")
         except redis.RedisError:
             return ""  # unknown: render as before rather than drop work
         state = raw.decode() if isinstance(raw, bytes) else str(raw or "")

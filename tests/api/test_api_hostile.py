@@ -20,6 +20,7 @@ import httpx
 import pytest
 import redis
 
+from shared import redis_keys
 from shared.storage import open_storage
 from tests.support.api import ApiServer, wait_for_job
 from tests.support.books import THREE_CHAPTERS
@@ -79,13 +80,14 @@ def snapshot(world: World) -> dict[str, object]:
     env = world.api.farm.env
     storage = open_storage(env["VOXFARM_STORAGE_URL"], endpoint_url=env["VOXFARM_S3_ENDPOINT_URL"])
     client = redis.Redis.from_url(env["VOXFARM_REDIS_URL"])
-    meta = {job.decode(): client.hgetall(f"voxfarm:job:{job.decode()}:meta") for job in client.smembers("voxfarm:jobs")}
+    jobs = [job.decode() for job in client.smembers(redis_keys.JOBS)]
+    meta = {job: client.hgetall(redis_keys.job_key(job, "meta")) for job in jobs}
     for fields in meta.values():
         fields.pop(b"updated_at", None)
     return {
         "objects": sorted(storage.list("jobs")),
         "jobs": meta,
-        "tokens": client.hgetall("voxfarm:api:tokens"),
+        "tokens": client.hgetall(redis_keys.API_TOKENS),
         "uploads": sorted(p.name for p in (world.api.farm.workdir / "api-tmp").iterdir()),
     }
 

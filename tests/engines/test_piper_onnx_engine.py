@@ -9,6 +9,7 @@ from engine_helpers import request
 
 from shared.errors import DeviceError
 from shared.voices import VoiceFiles
+from workers.devices import backend_class, parse_device_spec
 from workers.engines.piper_onnx import PiperOnnxEngine
 
 
@@ -17,7 +18,8 @@ def test_a_provider_that_is_not_there_is_a_device_error_not_a_cpu_fallback(
     device: str, message: str, voice: VoiceFiles
 ) -> None:
     with pytest.raises(DeviceError, match=message):
-        PiperOnnxEngine(voice, device)
+        spec = parse_device_spec(device)
+        PiperOnnxEngine(voice, backend_class(spec.family)(spec.index))  # not opened: no such card here
 
 
 def test_padded_batch_items_keep_their_own_lengths(

@@ -19,6 +19,7 @@ from producer.embedded import LocalRedis
 from producer.operations import Operations
 from shared.keys import plan_path, segment_path
 from shared.ledger import Ledger
+from shared.redis_keys import SCHED_LEASE
 from shared.schema import JobPlan
 from shared.settings import load_settings
 from tests.faults.conftest import (
@@ -93,19 +94,19 @@ def test_a_lease_holder_cut_off_past_its_lease_is_fenced_out(
     first = farm.control(extra_env=LEASE)
     client = redis.Redis.from_url(farm_env["VOXFARM_REDIS_URL"])
     deadline = time.monotonic() + 60
-    while not client.get("voxfarm:sched:lease"):
+    while not client.get(SCHED_LEASE):
         assert time.monotonic() < deadline, "no replica took the dispatch lease"
         time.sleep(0.1)
     second = farm.control(extra_env=LEASE)
     job = submit(farm, write_fault_book(tmp_path), env=LEASE)
     wait_done_at_least(farm_env["VOXFARM_REDIS_URL"], job, 2)
-    holder = client.get("voxfarm:sched:lease")
+    holder = client.get(SCHED_LEASE)
     assert holder is not None
 
     # Frozen, the holder is cut off from Redis: no renewal, no push, while the other replica takes over.
     first.signal(signal.SIGSTOP)
     deadline = time.monotonic() + 60
-    while client.get("voxfarm:sched:lease") in (None, holder):
+    while client.get(SCHED_LEASE) in (None, holder):
         assert time.monotonic() < deadline, "the second replica never took the lease"
         time.sleep(0.1)
     wait_done_at_least(farm_env["VOXFARM_REDIS_URL"], job, 6)

@@ -21,6 +21,7 @@ from producer.submit import submit_plan
 from shared.buckets import BucketPolicy
 from shared.celery_app import create_app
 from shared.ledger import Ledger
+from shared.redis_keys import SCHED_LEASE
 from shared.settings import load_settings
 from shared.voices import bundled_voice
 from tests.support.processes import FarmProcesses, wait_for_state
@@ -170,7 +171,7 @@ def test_the_producer_registers_20000_segments_and_the_dispatcher_admits_them(
     # Admission speed: a window as large as the book, one cycle.
     big = settings.model_copy(update={"dispatch_window": 20_000})
     admitting = Dispatcher(storage=storage, ledger=ledger, app=app, settings=big, holder="admission-bench")
-    client.delete("voxfarm:sched:lease")
+    client.delete(SCHED_LEASE)
     admit_started = time.perf_counter()
     admitted = admitting.cycle()
     admit_seconds = time.perf_counter() - admit_started
