@@ -34,6 +34,12 @@ def _book_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--length-scale", type=float, help="speaking rate: >1 slower, <1 faster")
     parser.add_argument("--noise-scale", type=float, help="voice variation (0 = deterministic)")
     parser.add_argument("--noise-w", type=float, help="timing variation (0 = deterministic)")
+    parser.add_argument(
+        "--cast",
+        type=Path,
+        metavar="FILE",
+        help="cast file (TOML): voices of narrator, dialogue, characters, languages",
+    )
 
 
 def _assembly_arguments(parser: argparse.ArgumentParser) -> None:
@@ -112,9 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     control.add_argument("--concurrency", type=int, default=2)
     control.add_argument("--metrics-port", type=int, default=9400, help="metrics port (0 = any free port, -1 = off)")
 
+    from producer.cast_command import add_cast_parser
     from producer.qwen_voices import add_voice_parsers
 
     add_voice_parsers(sub)
+    add_cast_parser(sub)
 
     bench = sub.add_parser("bench", help="padding efficiency, batch sweep and end-to-end speed on this machine")
     bench.add_argument("--book", type=Path, help="book for the end-to-end run (default: the bundled sample)")
@@ -163,6 +171,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "bench": commands.bench,
         "voices": commands.voices,
         "models": commands.models,
+        "cast": commands.cast,
     }
     return int(handlers[args.command](args, settings) or 0)
 

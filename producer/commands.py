@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from producer.cast_command import load_cast, with_overrides
 from producer.cli import print_json
 from producer.planner import PlanOptions, default_params, plan_book, plan_summary
 from producer.progress import describe, watch
@@ -51,11 +52,14 @@ def _plan_with_cover(
     from shared.voices import VoiceFiles
 
     voice_id = args.voice or settings.voice
-    qwen = find_qwen_voice(voice_id, args.engine or settings.engine, settings, storage)
+    cast = load_cast(args, settings, storage)
+    qwen = None if cast else find_qwen_voice(voice_id, args.engine or settings.engine, settings, storage)
     engine = qwen.spec.engine if qwen else args.engine or settings.submit_engine
     engine_spec(engine)
     voice: VoiceFiles | ResolvedVoice | None = None
-    if qwen is None:
+    if cast is not None:
+        voice = cast.narrator.files
+    elif qwen is None:
         voice = VoiceRegistry(settings.voices_dir, storage, settings.effective_cache_dir).resolve(voice_id)
     book = load_book(args.book, include_matter=args.include_matter, max_bytes=settings.max_source_bytes)
     book = apply_sidecar(book, args.book)
@@ -64,7 +68,7 @@ def _plan_with_cover(
     if qwen is not None:
         voice = qwen.resolve(book.language)
     assert voice is not None
-    params = default_params(voice)
+    params = cast.narrator.params if cast else default_params(voice)
     overrides = {
         "length_scale": args.length_scale,
         "noise_scale": args.noise_scale,
@@ -81,6 +85,7 @@ def _plan_with_cover(
         max_chars=settings.max_book_chars,
         speak_titles=not args.no_titles,
         lexicon=Lexicon.from_file(args.lexicon) if args.lexicon else None,
+        cast=with_overrides(cast, overrides),
         assembly=assembly_options(
             settings,
             chapter_format=getattr(args, "chapter_format", None),
@@ -332,20 +337,33 @@ def bench(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def voices(args: argparse.Namespace, settings: Settings) -> int:
+    from producer.piper_voices import add_piper_voice, preset_rows, print_added
     from producer.qwen_voices import add_voice, list_voices
+    from shared.presets import PresetRegistry
 
     if getattr(args, "voices_command", None) == "add":
-        return add_voice(args, settings)
-    storage: Storage | None
+        if args.piper is None:
+            return add_voice(args, settings)
+        storage = _storage(settings)
+        print_added(add_piper_voice(args, VoiceRegistry(settings.voices_dir, storage, settings.effective_cache_dir)))
+        return 0
+    found: Storage | None
     try:
-        storage = _storage(settings) if settings.storage_url else None
+        found = _storage(settings) if settings.storage_url else None
     except VoxfarmError:
-        storage = None
-    registry = VoiceRegistry(settings.voices_dir, storage, settings.effective_cache_dir)
-    return list_voices(registry.available(), settings, storage, bool(getattr(args, "json", False)))
+        found = None
+    registry = VoiceRegistry(settings.voices_dir, found, settings.effective_cache_dir)
+    presets = preset_rows(PresetRegistry(registry))
+    return list_voices(registry.available(), settings, found, bool(getattr(args, "json", False)), presets)
 
 
 def models(args: argparse.Namespace, settings: Settings) -> int:
     from producer.qwen_voices import models as run_models
 
     return run_models(args, settings)
+
+
+def cast(args: argparse.Namespace, settings: Settings) -> int:
+    from producer.cast_command import cast_book
+
+    return cast_book(args, settings)

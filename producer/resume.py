@@ -24,8 +24,8 @@ from producer.submit import (
     enqueue_segments,
     group_by_key,
     ledger_meta,
+    plan_stored_keys,
     send_assembly,
-    stored_keys,
     submitted_reused,
 )
 from shared.errors import NotFoundError, VoxfarmError
@@ -58,7 +58,7 @@ def resume_job(
 ) -> ResumeResult:
     plan = load_plan(storage, job)
     groups = group_by_key(plan.segments)
-    present = stored_keys(storage, plan.voice, list(groups))
+    present = plan_stored_keys(storage, plan, groups)
     stored_indexes = [s.index for key in present for s in groups[key]]
 
     rebuilt = not ledger.exists(job)

@@ -71,6 +71,14 @@ def stored_keys(
         return wanted & names
 
 
+def plan_stored_keys(storage: Storage, plan: JobPlan, groups: dict[str, list[SegmentPlan]]) -> set[str]:
+    """Which of a plan's keys have audio, looked up in each voice's folder (a cast has several)."""
+    by_folder: dict[str, list[str]] = {}
+    for key, segments in groups.items():
+        by_folder.setdefault(plan.weights_of(segments[0]), []).append(key)
+    return {key for folder, keys in by_folder.items() for key in stored_keys(storage, folder, keys)}
+
+
 def submit_plan(
     plan: JobPlan,
     *,
@@ -92,7 +100,7 @@ def submit_plan(
         storage.put_bytes(plan.cover, cover, "application/octet-stream")
     storage.put_bytes(plan_path(plan.job), plan.model_dump_json().encode(), "application/json")
     groups = group_by_key(plan.segments)
-    present = stored_keys(storage, plan.voice, list(groups))
+    present = plan_stored_keys(storage, plan, groups)
     reused = [seg.index for key in present for seg in groups[key]]
     missing = [segments for key, segments in groups.items() if key not in present]
     record_submission(storage, plan.job, len(reused))
@@ -148,19 +156,18 @@ def enqueue_segments(
                     chapter=chapter_of[first.index],
                     text=first.text,
                     ids=first.ids,
-                    voice=plan.voice,
+                    voice=plan.weights_of(first),
                     engine=plan.engine,
-                    params=plan.params,
+                    params=plan.params_of(first),
                     key=first.key,
                     bucket=first.bucket,
                     enqueued_at=time.time(),
                     priority="interactive" if priority == "interactive" else "bulk",
                     conditioning=voicing[chapter_of[first.index]],
                 )
+                model = plan.model_of(first)
                 queue = (
-                    interactive_queue_name(plan.model)
-                    if task.priority == "interactive"
-                    else queue_name(plan.model, first.bucket)
+                    interactive_queue_name(model) if task.priority == "interactive" else queue_name(model, first.bucket)
                 )
                 app.send_task(
                     SYNTHESIZE_TASK,
