@@ -49,6 +49,9 @@ def _assembly_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--loudness", type=float, metavar="LUFS", help="loudness target per chapter (-18)")
     group.add_argument("--true-peak", type=float, metavar="DBTP", help="true-peak ceiling (-1)")
     group.add_argument("--subtitles", choices=["none", "srt", "vtt", "both"], help="subtitles per chapter (none)")
+    group.add_argument(
+        "--subtitle-speakers", action="store_true", default=None, help="cues of attributed quotations name the speaker"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -93,6 +93,7 @@ def _plan_with_cover(
             loudness_target_lufs=getattr(args, "loudness", None),
             true_peak_dbtp=getattr(args, "true_peak", None),
             subtitles=getattr(args, "subtitles", None),
+            subtitle_speakers=getattr(args, "subtitle_speakers", None),
         ),
     )
     return plan_book(book, options), book.cover
@@ -111,6 +112,11 @@ def plan(args: argparse.Namespace, settings: Settings) -> int:
             f"{chapter['chars']:8d} chars"
         )
     print(f"  {summary['segments_total']} segments, job id {job_plan.job}")
+    voices = summary["voices"]
+    if len(voices) > 1:  # type: ignore[arg-type]
+        print("  voices: " + ", ".join(f"{name} {count}" for name, count in voices.items()))  # type: ignore[attr-defined]
+    for note in job_plan.notes:
+        print(f"  note: {note}")
     return 0
 
 
@@ -156,7 +162,12 @@ def render(args: argparse.Namespace, settings: Settings) -> int:
         f"{len(job_plan.chapters)} chapters, on a local farm",
         file=sys.stderr,
     )
-    with local_farm(workers=args.workers, engine=job_plan.engine, voice=voice) as (redis_url, farm):
+    for note in job_plan.notes:
+        print(f"note: {note}", file=sys.stderr)
+    # A cast job needs a worker for each model its voices use (presets of one model share its workers).
+    models = sorted({use.model for use in job_plan.voices.values()}) or [voice]
+    voice, extra = models[0], models[1:]
+    with local_farm(workers=args.workers, engine=job_plan.engine, voice=voice, extra_voices=extra) as (redis_url, farm):
         local = settings.model_copy(update={"redis_url": redis_url})
         ledger = Ledger.from_url(redis_url)
         return _render_on(args, local, storage, ledger, job_plan=job_plan, cover=cover, alive=farm.check_alive)

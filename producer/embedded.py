@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,6 +149,8 @@ class LocalFarm:
     workers: int
     engine: str | None = None
     voice: str | None = None
+    extra_voices: Sequence[str] = ()
+    """Further models a cast job needs: worker i serves model i modulo their number (one each at least)."""
     logdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="voxfarm-logs-")))
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
@@ -166,14 +168,16 @@ class LocalFarm:
     def start(self, timeout_s: float = 180.0) -> None:
         self._spawn("control", ["control", "--metrics-port", "0"])
         ready_files = []
-        for index in range(self.workers):
+        served = [self.voice, *self.extra_voices]
+        for index in range(max(self.workers, len(served))):
             ready = self.logdir / f"worker-{index}.ready"
             ready_files.append(ready)
             args = ["worker", "--device", f"cpu:{index}", "--metrics-port", "0", "--ready-file", str(ready)]
             if self.engine:
                 args += ["--engine", self.engine]
-            if self.voice:
-                args += ["--voice", self.voice]
+            voice = served[index % len(served)]
+            if voice:
+                args += ["--voice", voice]
             self._spawn(f"worker-{index}", args)
         deadline = time.monotonic() + timeout_s
         while not all(f.exists() for f in ready_files):
@@ -207,6 +211,7 @@ def local_farm(
     workers: int | None = None,
     engine: str | None = None,
     voice: str | None = None,
+    extra_voices: Sequence[str] = (),
     extra_env: Mapping[str, str] = {},
 ) -> Iterator[tuple[str, LocalFarm]]:
     """Yield (redis_url, farm); everything started here is stopped on exit, Ctrl-C included."""
@@ -221,7 +226,7 @@ def local_farm(
     try:
         redis.start()
         env = {**extra_env, "VOXFARM_REDIS_URL": redis.url}
-        farm = LocalFarm(env, workers or worker_count(), engine, voice)
+        farm = LocalFarm(env, workers or worker_count(), engine, voice, extra_voices)
         farm.start()
         yield redis.url, farm
     except VoxfarmError:

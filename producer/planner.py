@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -205,6 +206,8 @@ def plan_summary(plan: JobPlan) -> dict[str, object]:
         "chars_total": sum(c.chars for c in plan.chapters),
         "tokens_total": sum(len(s.ids) for s in plan.segments),
         "buckets": _bucket_counts(plan),
+        "voices": dict(sorted(Counter(plan.voice_of(s) for s in plan.segments).items())),
+        "notes": list(plan.notes),
         "chapters": [
             {"index": c.index, "title": c.title, "segments": len(c.segments), "chars": c.chars} for c in plan.chapters
         ],

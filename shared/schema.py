@@ -158,6 +158,8 @@ class AssemblyOptions(_Strict):
     loudness_target_lufs: float = Field(default=-18.0, ge=-40.0, le=-5.0)
     true_peak_dbtp: float = Field(default=-1.0, ge=-20.0, le=0.0)
     subtitles: Literal["none", "srt", "vtt", "both"] = "none"
+    subtitle_speakers: bool = False
+    """Cues of a quotation whose speaker is known open with the speaker's name."""
     bitrate_kbps: int = Field(default=64, ge=16, le=320)
 
 
@@ -279,4 +281,6 @@ class Manifest(BaseModel):
     loudness_target_lufs: float | None = None
     true_peak_ceiling_dbtp: float | None = None
     notes: list[str] = Field(default_factory=list)
-    """What assembly could not do as asked (e.g. a cover it could not embed), for people to read."""
+    """What planning and assembly report to people: passages no voice of the job speaks, a cover not embedded."""
+    cast: dict[str, Any] = Field(default_factory=dict)
+    """The voices of a cast job (name -> model, settings, languages); empty for a one-voice job."""
