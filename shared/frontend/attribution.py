@@ -2,8 +2,9 @@
 
 Only what the text says is used: "said Mr. Lorry" or "Defarge answered"
 right after a quotation (0.9), "Holmes said:" right before one (0.85), a
-script label "— Holmes:" (0.95), and the Chinese 张三说：「…」 and
-「…」张三说。 A pronoun ("he said") names nobody, so the quotation goes
+script label "— Holmes:" (0.95), the Chinese 张三说：「…」 and
+「…」张三说。, and, least sure (0.6), a character who is the subject of
+the sentence just before the quotation ("Holmes smiled. “…”"). A pronoun ("he said") names nobody, so the quotation goes
 to the dialogue voice unless its paragraph names the speaker elsewhere.
 """
 
@@ -24,10 +25,14 @@ _TITLES = (
 )
 _PROPER = r"[A-Z][a-zA-Z'’-]+"
 _NAME = rf"(?:{_TITLES}\s+)?{_PROPER}(?:\s+{_PROPER}){{0,2}}"
-_ROLE = rf"(?:the|my|his|her|our|their)\s+(?:{_PROPER}(?:\s+{_PROPER}){{0,2}}|[a-z-]+)"
+_NOT_ROLE = r"(?:\w+ly|and|but|with|as|who|to|in|at|of|from|for|that|then|once|again)\b"
+_ROLE = rf"(?:the|my|his|her|our|their)\s+(?:{_PROPER}(?:\s+{_PROPER}){{0,2}}|[a-z-]+(?:\s+(?!{_NOT_ROLE})[a-z-]+)?)"
 _SPEAKER = rf"(?P<name>{_NAME}|{_ROLE})"
 _LEADING = frozenset(
     [
+        "the",
+        "a",
+        "an",
         "then",
         "there",
         "here",
@@ -47,12 +52,14 @@ _LEADING = frozenset(
         "last",
     ]
 )
+_ARTICLES = frozenset(["the", "a", "an"])
 _PRONOUNS = frozenset(["i", "he", "she", "it", "we", "they", "you", "this", "that", "who", "what", "which", "one"])
 
 _AFTER_VERB_NAME = re.compile(rf"^[\s,;:—–-]*{_VERBS}\s+{_SPEAKER}")
 _AFTER_NAME_VERB = re.compile(rf"^[\s,;:—–-]*{_SPEAKER}\s+(?:[a-z]+ly\s+)?{_VERBS}\b")
 _BEFORE_NAME_VERB = re.compile(rf"{_SPEAKER}\s+(?:[a-z]+ly\s+)?{_VERBS}\b[^.!?]{{0,40}}?[,:]\s*$")
 _BEFORE_VERB_NAME = re.compile(rf"{_VERBS}\s+{_SPEAKER}[,:]\s*$")
+_BEFORE_SUBJECT = re.compile(rf"(?:^|[.!?;]\s+){_SPEAKER}\s+[a-z]+\b[^.!?;]*[.!?;,:]?\s*$")
 _LABEL = re.compile(rf"^(?P<name>{_NAME})\s*[:：]\s*(?P<body>\S.*)$", re.S)
 
 _ZH_VERBS = r"(?:说道|问道|答道|笑道|喊道|叫道|回答道|回答|说|问|道|答|喊|叫)"
@@ -72,12 +79,11 @@ class Attribution:
 def clean_name(name: str) -> str | None:
     """The speaker as a cast names it: "the Time Traveller" -> "Time Traveller"; pronouns are nobody."""
     words = name.split()
-    while len(words) > 1 and words[0].lower() in _LEADING:
+    # "Then Holmes" -> "Holmes", "the Time Traveller" -> "Time Traveller", but "the tall man" keeps its article.
+    while len(words) > 1 and words[0].lower() in _LEADING and not (words[0] in _ARTICLES and words[1][:1].islower()):
         words = words[1:]
-    if not words or words[0].lower() in _PRONOUNS | _LEADING:
+    if not words or words[0].lower() in _PRONOUNS or (len(words) == 1 and words[0].lower() in _LEADING):
         return None
-    if words[0].lower() == "the" and len(words) > 1 and words[1][:1].isupper():
-        words = words[1:]
     cleaned = " ".join(words).strip(" ,.;:")
     return cleaned or None
 
@@ -118,6 +124,7 @@ def attribute_before(narration: str) -> Attribution | None:
         _found(_BEFORE_VERB_NAME.search(tail), 0.85)
         or _found(_BEFORE_NAME_VERB.search(tail), 0.85)
         or _found_zh(_ZH_BEFORE.search(tail), 0.85)
+        or _found(_BEFORE_SUBJECT.search(tail), 0.6)
     )
 
 
