@@ -2,10 +2,11 @@
 
 Only what the text says is used: "said Mr. Lorry" or "Defarge answered"
 right after a quotation (0.9), "Holmes said:" right before one (0.85), a
-script label "— Holmes:" (0.95), the Chinese 张三说：「…」 and
-「…」张三说。, and, least sure (0.6), a character who is the subject of
-the sentence just before the quotation ("Holmes smiled. “…”"). A pronoun ("he said") names nobody, so the quotation goes
-to the dialogue voice unless its paragraph names the speaker elsewhere.
+script label "— Holmes:" (0.95), the Chinese 张三说：「…」 and 「…」张三说。,
+and, least sure (0.6), a character already known as a speaker who is the
+subject of the sentence just before the quotation ("Holmes smiled. “…”").
+A pronoun ("he said") names nobody, so the quotation goes to the dialogue
+voice unless its paragraph names the speaker elsewhere.
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ _ZH_AFTER = re.compile(rf"^[\s，,]*{_ZH_NAME}{_ZH_MANNER}{_ZH_VERBS}")
 _ZH_BEFORE = re.compile(rf"{_ZH_NAME}{_ZH_MANNER}{_ZH_VERBS}[：:，,]?\s*$")
 
 
+SUBJECT_CONFIDENCE = 0.6
+
+
 @dataclass(frozen=True)
 class Attribution:
     speaker: str
@@ -124,8 +128,17 @@ def attribute_before(narration: str) -> Attribution | None:
         _found(_BEFORE_VERB_NAME.search(tail), 0.85)
         or _found(_BEFORE_NAME_VERB.search(tail), 0.85)
         or _found_zh(_ZH_BEFORE.search(tail), 0.85)
-        or _found(_BEFORE_SUBJECT.search(tail), 0.6)
     )
+
+
+def subject_before(narration: str) -> str | None:
+    """The name that starts the sentence before a quotation ("Holmes smiled."), which may be its speaker.
+
+    Any sentence starts with a capital, so callers accept it only for a character the text names as a
+    speaker elsewhere.
+    """
+    found = _found(_BEFORE_SUBJECT.search(narration[-120:]), SUBJECT_CONFIDENCE) if narration else None
+    return found.speaker if found else None
 
 
 def script_label(text: str) -> tuple[str, str] | None:

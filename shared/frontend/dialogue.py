@@ -18,7 +18,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from shared.frontend.attribution import Attribution, attribute_after, attribute_before, script_label
+from shared.frontend.attribution import (
+    SUBJECT_CONFIDENCE,
+    Attribution,
+    attribute_after,
+    attribute_before,
+    script_label,
+    subject_before,
+)
 from shared.frontend.normalize import has_speakable
 
 VOICE_OPEN = "\ue000"
@@ -44,6 +51,21 @@ class Span:
     confidence: float = 0.0
     explicit: bool = False
     """The source's markup named the voice (``data-voice``, a JSONL ``voice``)."""
+
+
+_MARK_CHARS = dict.fromkeys(map(ord, VOICE_OPEN + VOICE_SEP + VOICE_CLOSE))
+MAX_VOICE_NAME = 80
+
+
+def voice_mark(name: str, text: str) -> str:
+    """``text`` marked as read by ``name`` (a character or a voice), as ingestion writes markup down."""
+    name = " ".join(name.translate(_MARK_CHARS).split())[:MAX_VOICE_NAME]
+    return f"{VOICE_OPEN}{name}{VOICE_SEP}{text}{VOICE_CLOSE}" if name else text
+
+
+def remove_mark_characters(text: str) -> str:
+    """The source's own text never carries the marker characters: only ingestion writes them."""
+    return text.translate(_MARK_CHARS)
 
 
 def strip_voice_marks(text: str) -> str:
@@ -201,6 +223,18 @@ def mark_dialogue(paragraphs: Sequence[str]) -> list[list[Span]]:
             speech = chain if chain and len(spans) == 1 else [(number, len(spans) - 1)]
         else:
             speech = []
+    return _by_subject(marked)
+
+
+def _by_subject(marked: list[list[Span]]) -> list[list[Span]]:
+    """A quotation after "Holmes smiled." is Holmes's, when Holmes speaks elsewhere in the chapter."""
+    speakers = {s.speaker.casefold() for spans in marked for s in spans if s.speaker and s.confidence >= 0.85}
+    for spans in marked:
+        for i, span in enumerate(spans):
+            if span.kind == "quote" and not span.speaker and i > 0 and spans[i - 1].kind == "narration":
+                subject = subject_before(spans[i - 1].text)
+                if subject and subject.casefold() in speakers:
+                    spans[i] = replace(span, speaker=subject, confidence=SUBJECT_CONFIDENCE)
     return marked
 
 
