@@ -125,3 +125,29 @@ def test_bad_cast_files_are_refused_with_what_is_wrong(tmp_path: Path, text: str
     path.write_text(text)
     with pytest.raises(BadInputError, match=problem):
         read_cast_file(path)
+
+
+def test_markup_and_jsonl_voices_win_over_the_text(tmp_path: Path, registry: PresetRegistry):
+    from producer.ingest import load_book
+
+    cast = Cast.load(CastFile(dialogue="quick", characters={"Holmes": "holmes"}), registry)
+    markdown = tmp_path / "marked.md"
+    markdown.write_text(
+        '# One\n\n“Hello,” said Watson. [“Indeed.”]{voice="Holmes"}\n\n'
+        '<p data-voice="quick">The whole paragraph, read by a voice named in the markup.</p>\n'
+    )
+    planned = plan(load_book(markdown), cast)
+    assert [(s.text, s.voice) for s in planned.segments] == [
+        ('"Hello,"', "quick"),
+        ("said Watson.", DEFAULT_VOICE),
+        ('"Indeed."', "holmes"),
+        ("The whole paragraph, read by a voice named in the markup.", "quick"),
+    ]
+    utterances = tmp_path / "lines.jsonl"
+    utterances.write_text(
+        '{"id": "a", "text": "Narrated line."}\n{"id": "b", "text": "Spoken line.", "voice": "holmes"}\n'
+    )
+    assert [s.voice for s in plan(load_book(utterances), cast).segments] == [DEFAULT_VOICE, "holmes"]
+    assert [s.text for s in plan(load_book(markdown)).segments][-1].startswith("The whole paragraph"), (
+        "without a cast the markup is not read aloud"
+    )
