@@ -168,7 +168,7 @@ def list_voices(
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0
     for voice_id in piper:
-        print(voice_id + ("\tdefault" if voice_id == DEFAULT_VOICE else ""))
+        print(voice_id)
     for row in presets:
         print(format_row(row))
     for voice_id, spec in qwen.items():
