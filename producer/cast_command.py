@@ -18,7 +18,7 @@ from shared.errors import BadInputError
 from shared.frontend.dialogue import mark_dialogue
 from shared.presets import PresetRegistry
 from shared.settings import Settings
-from shared.storage import Storage
+from shared.storage import Storage, open_storage
 from shared.voices import VoiceRegistry
 
 SAMPLE_CHARS = 80
@@ -27,7 +27,8 @@ SAMPLE_CHARS = 80
 def presets_for(settings: Settings, storage: Storage | None) -> PresetRegistry:
     from producer.qwen_voices import optional_storage
 
-    opened = optional_storage(settings, storage)
+    # Without configured storage, presets live where `voxfarm voices add` and the local farm keep them.
+    opened = optional_storage(settings, storage) or open_storage(settings.effective_storage_url)
     return PresetRegistry(VoiceRegistry(settings.voices_dir, opened, settings.effective_cache_dir))
 
 
