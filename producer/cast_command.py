@@ -14,7 +14,7 @@ from typing import Any
 
 from producer.cast import Cast, read_cast_file, single_voice_cast
 from producer.cli import print_json
-from shared.errors import BadInputError
+from shared.errors import BadInputError, ConfigError, StorageError
 from shared.frontend.dialogue import mark_dialogue
 from shared.presets import PresetRegistry
 from shared.settings import Settings
@@ -44,10 +44,12 @@ def load_cast(args: argparse.Namespace, settings: Settings, storage: Storage | N
     voice = args.voice or settings.voice
     if args.engine not in (None, "piper-onnx", "piper-torch"):
         return None
-    presets = presets_for(settings, storage)
-    if presets.find(voice) is None:
-        return None
-    return single_voice_cast(voice, presets)
+    try:
+        presets = presets_for(settings, storage)
+        found = presets.find(voice)
+    except (StorageError, ConfigError):
+        return None  # only looking: a plain Piper voice stays plannable when storage is unreachable
+    return single_voice_cast(voice, presets) if found is not None else None
 
 
 def with_overrides(cast: Cast | None, overrides: dict[str, float | None]) -> Cast | None:
