@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from producer.cast import Cast, read_cast_file, single_voice_cast
-from producer.cli import print_json
+from producer.console import print_json
 from shared.errors import BadInputError, ConfigError, StorageError
 from shared.frontend.dialogue import mark_dialogue
 from shared.presets import PresetRegistry
 from shared.settings import Settings
-from shared.storage import Storage, open_storage
+from shared.storage import Storage
 from shared.voices import VoiceRegistry
 
 SAMPLE_CHARS = 80
@@ -28,7 +28,7 @@ def presets_for(settings: Settings, storage: Storage | None) -> PresetRegistry:
     from producer.qwen_voices import optional_storage
 
     # Without configured storage, presets live where `voxfarm voices add` and the local farm keep them.
-    opened = optional_storage(settings, storage) or open_storage(settings.effective_storage_url)
+    opened = optional_storage(settings, storage) or Storage.from_settings(settings)
     return PresetRegistry(VoiceRegistry(settings.voices_dir, opened, settings.effective_cache_dir))
 
 

@@ -8,7 +8,6 @@ bug.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -20,6 +19,21 @@ from shared.logs import configure_logging
 from shared.settings import Settings, load_settings
 
 log = logging.getLogger("voxfarm")
+
+BENCH_COST = """Padding efficiency, batch sweep and end-to-end speed on this machine.
+
+What it costs (figures from 2 shared CPU cores):
+  (a) padding: the whole --padding-book is planned (a few seconds per
+      thousand segments), then the voice's duration stage runs over a
+      seeded sample of --padding-sample segments (about 60 ms each: the
+      default 2000 take about two minutes, whatever the book's length;
+      0 measures every segment: seven minutes for a 6,800-segment book);
+  (b) batch sweep: --min-seconds per bucket and batch size (25 points by
+      default: about 30 s);
+  (c) end to end: each of --repeats renders chapter --chapter three times
+      (the piper CLI, one engine thread, the local farm): about a sixth of
+      the chapter's speech length per repeat, plus the farm's start.
+"""
 
 
 def _book_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,11 +141,24 @@ def build_parser() -> argparse.ArgumentParser:
     add_voice_parsers(sub)
     add_cast_parser(sub)
 
-    bench = sub.add_parser("bench", help="padding efficiency, batch sweep and end-to-end speed on this machine")
+    bench = sub.add_parser(
+        "bench",
+        help="padding efficiency, batch sweep and end-to-end speed on this machine",
+        description=BENCH_COST,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     bench.add_argument("--book", type=Path, help="book for the end-to-end run (default: the bundled sample)")
     bench.add_argument("--chapter", type=int, default=1, help="1-based chapter rendered end to end (default 1)")
     bench.add_argument("--padding-book", type=Path, help="book whose sentences measure padding (default: --book)")
     bench.add_argument("--padding-batch", type=int, default=16, help="batch size for the padding comparison")
+    bench.add_argument(
+        "--padding-sample",
+        type=int,
+        default=2000,
+        metavar="N",
+        help="segments whose frames are measured, in seeded runs of 200 consecutive ones; 0 = all (default 2000)",
+    )
+    bench.add_argument("--padding-seed", type=int, default=1, help="seed of the padding sample (default 1)")
     bench.add_argument("--sweep-edges", default="32,64,128,256,512", help="buckets of the batch sweep")
     bench.add_argument("--sweep-sizes", default="1,2,4,8,16", help="batch sizes of the batch sweep")
     bench.add_argument("--repeats", type=int, default=3, help="end-to-end repeats (the median is reported)")
@@ -150,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(_dispatch(args, settings) or 0)
     except VoxfarmError as exc:
         print(f"voxfarm: error: {exc}", file=sys.stderr)
+        for note in getattr(exc, "__notes__", ()):
+            print(note, file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("voxfarm: interrupted", file=sys.stderr)
@@ -177,10 +206,6 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "cast": commands.cast,
     }
     return int(handlers[args.command](args, settings) or 0)
-
-
-def print_json(document: Any) -> None:
-    print(json.dumps(document, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 from producer.cast_command import load_cast, with_overrides
-from producer.cli import print_json
+from producer.console import print_json
 from producer.planner import PlanOptions, default_params, plan_book, plan_summary
-from producer.progress import describe, watch
+from producer.progress import describe, rerun_hint, watch
 from producer.submit import SubmitResult, submit_plan
 from shared.buckets import BucketPolicy
 from shared.celery_app import create_app
@@ -21,14 +23,12 @@ from shared.keys import job_dir, manifest_path
 from shared.ledger import JobState, Ledger
 from shared.schema import JobPlan, Manifest
 from shared.settings import Settings
-from shared.storage import Storage, open_storage
+from shared.storage import Storage
 from shared.voices import VoiceRegistry
 
 
 def _storage(settings: Settings) -> Storage:
-    storage = open_storage(
-        settings.effective_storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
-    )
+    storage = Storage.from_settings(settings)
     storage.check()
     return storage
 
@@ -146,14 +146,16 @@ def submit(args: argparse.Namespace, settings: Settings) -> int:
 
 def render(args: argparse.Namespace, settings: Settings) -> int:
     """Render into a folder: on the configured cluster, or on an embedded one."""
+    storage = _storage(settings)
     if settings.redis_url:
-        storage = _storage(settings)
         ledger = Ledger.from_settings(settings)
         ledger.ping()
-        return _render_on(args, settings, storage, ledger)
+        job_plan, cover = _plan_with_cover(args, settings, storage)
+        _print_notes(job_plan)
+        with _rerun_hint_on_error(storage, job_plan):
+            return _render_on(args, settings, storage, ledger, job_plan=job_plan, cover=cover)
     from producer.embedded import local_farm
 
-    storage = _storage(settings)
     voice = args.voice or settings.voice
     # Plan before starting anything: bad input fails in a second, not after the farm starts.
     job_plan, cover = _plan_with_cover(args, settings, storage)
@@ -162,15 +164,56 @@ def render(args: argparse.Namespace, settings: Settings) -> int:
         f"{len(job_plan.chapters)} chapters, on a local farm",
         file=sys.stderr,
     )
-    for note in job_plan.notes:
-        print(f"note: {note}", file=sys.stderr)
+    _print_notes(job_plan)
     # A cast job needs a worker for each model its voices use (presets of one model share its workers).
     models = sorted({use.model for use in job_plan.voices.values()}) or [voice]
     voice, extra = models[0], models[1:]
-    with local_farm(workers=args.workers, engine=job_plan.engine, voice=voice, extra_voices=extra) as (redis_url, farm):
+    with (
+        _rerun_hint_on_error(storage, job_plan),
+        local_farm(workers=args.workers, engine=job_plan.engine, voice=voice, extra_voices=extra) as (redis_url, farm),
+    ):
         local = settings.model_copy(update={"redis_url": redis_url})
         ledger = Ledger.from_url(redis_url)
-        return _render_on(args, local, storage, ledger, job_plan=job_plan, cover=cover, alive=farm.check_alive)
+        farm.after_exit = partial(_requeue_unstored, job_plan.job, storage, ledger, local)
+        return _render_on(
+            args,
+            local,
+            storage,
+            ledger,
+            job_plan=job_plan,
+            cover=cover,
+            alive=farm.check_alive,
+            note=farm.progress_note,
+        )
+
+
+def _print_notes(job_plan: JobPlan) -> None:
+    """What planning reports (passages in a language no voice of the job speaks), before anything renders."""
+    for note in job_plan.notes:
+        print(f"note: {note}", file=sys.stderr)
+
+
+def _requeue_unstored(job: str, storage: Storage, ledger: Ledger, settings: Settings) -> None:
+    """After a local process died: queue again every segment of the job not stored yet.
+
+    The dead process's messages would wait for the visibility timeout, and one
+    it had just taken off a queue is lost to Redis; a copy of a message that a
+    live worker holds costs a HEAD (or a render of the same audio), never a
+    different output.
+    """
+    from producer.resume import resume_job
+
+    resume_job(job, storage=storage, ledger=ledger, app=create_app(settings), settings=settings, force=True)
+
+
+@contextmanager
+def _rerun_hint_on_error(storage: Storage, job_plan: JobPlan) -> Iterator[None]:
+    """A render that fails says what a rerun of the same command reuses (the CLI prints notes)."""
+    try:
+        yield
+    except VoxfarmError as exc:
+        exc.add_note(rerun_hint(storage, job_plan))
+        raise
 
 
 def _render_on(
@@ -179,18 +222,18 @@ def _render_on(
     storage: Storage,
     ledger: Ledger,
     *,
-    job_plan: JobPlan | None = None,
-    cover: bytes | None = None,
-    alive: Any = None,
+    job_plan: JobPlan,
+    cover: bytes | None,
+    alive: Callable[[], None] | None = None,
+    note: Callable[[], str] | None = None,
 ) -> int:
-    if job_plan is None:
-        job_plan, cover = _plan_with_cover(args, settings, storage)
     app = create_app(settings)
     result = submit_plan(job_plan, storage=storage, ledger=ledger, app=app, replace=True, cover=cover)
     print(f"{result.total} segments: {result.reused} reused, {result.enqueued} to render", file=sys.stderr)
-    final = watch(ledger, result.job, show=True, alive=alive)
+    final = watch(ledger, result.job, show=True, alive=alive, note=note)
     if final.state != JobState.DONE:
         print(describe(final), file=sys.stderr)
+        print(rerun_hint(storage, job_plan), file=sys.stderr)
         return 1
     manifest = _download(storage, result.job, args.output)
     print(
@@ -325,8 +368,8 @@ def control(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def bench(args: argparse.Namespace, settings: Settings) -> int:
+    from producer.bench import BenchOptions, format_table, run_bench
     from producer.samples import SAMPLE_BOOK
-    from workers.bench import BenchOptions, format_table, run_bench
 
     book = args.book or SAMPLE_BOOK
     options = BenchOptions(
@@ -334,6 +377,8 @@ def bench(args: argparse.Namespace, settings: Settings) -> int:
         chapter=args.chapter - 1,
         padding_book=args.padding_book or book,
         padding_batch=args.padding_batch,
+        padding_sample=args.padding_sample,
+        padding_seed=args.padding_seed,
         sweep_edges=tuple(int(v) for v in args.sweep_edges.split(",")),
         sweep_sizes=tuple(int(v) for v in args.sweep_sizes.split(",")),
         repeats=args.repeats,

@@ -17,8 +17,9 @@ from shared.buckets import CONTROL_QUEUE
 from shared.celery_app import ASSEMBLE_TASK, create_app
 from shared.errors import BadInputError, BrokerError, RetryableError, VoxfarmError
 from shared.ledger import JobState, Ledger
+from shared.process_global import ProcessGlobal
 from shared.settings import Settings
-from shared.storage import Storage, open_storage
+from shared.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class ControlRuntime:
                 self.ledger.set_state(job, JobState.FAILED, error=str(exc)[:500])
                 return {"status": "failed", "reason": str(exc)}
             raise task.retry(exc=exc, countdown=self.settings.retry_backoff_s * 2**attempts) from exc
-        except VoxfarmError as exc:  # an encoder refusing the audio, a broken installation
+        except VoxfarmError as exc:  # a broken installation
             log.error("assembly of %s failed: %s", job, exc, extra={"job": job})
             self.ledger.set_state(job, JobState.FAILED, error=str(exc)[:500])
             return {"status": "failed", "reason": str(exc)}
@@ -74,18 +75,9 @@ class ControlRuntime:
         return {"status": "done", "chapters": len(manifest.chapters)}
 
 
-_CONTROL: ControlRuntime | None = None
-
-
-def install_control(runtime: ControlRuntime | None) -> None:
-    global _CONTROL
-    _CONTROL = runtime
-
-
-def current_control() -> ControlRuntime:
-    if _CONTROL is None:
-        raise RuntimeError("this process has no control runtime; start it with `voxfarm control`")
-    return _CONTROL
+_CONTROL: ProcessGlobal[ControlRuntime] = ProcessGlobal("control runtime", "voxfarm control")
+install_control = _CONTROL.install
+current_control = _CONTROL.current
 
 
 def register_control(app: Celery) -> None:
@@ -95,9 +87,7 @@ def register_control(app: Celery) -> None:
 
 
 def build_control(settings: Settings) -> tuple[Celery, ControlRuntime]:
-    storage = open_storage(
-        settings.effective_storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
-    )
+    storage = Storage.from_settings(settings)
     storage.check()
     ledger = Ledger.from_settings(settings)
     ledger.ping()

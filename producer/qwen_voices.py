@@ -8,19 +8,19 @@ voice fetches only its checkpoint's tokenizer files and configs.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from producer.console import print_json
 from shared.engines import engine_spec
 from shared.errors import BadInputError, ConfigError, StorageError, UnknownVoiceError
 from shared.qwen import ENGINE, MODES
 from shared.qwen.store import TOKENIZER_FILES, ModelFiles, ModelStore
 from shared.qwen.voices import QwenVoiceRegistry, QwenVoiceSpec, ResolvedVoice, resolve_voice
 from shared.settings import Settings
-from shared.storage import Storage, open_storage
+from shared.storage import Storage
 from shared.voices import DEFAULT_VOICE
 
 
@@ -42,7 +42,7 @@ def optional_storage(settings: Settings, storage: Storage | None) -> Storage | N
     """The given storage, or the configured one for commands (`voxfarm plan`) that otherwise run without."""
     if storage is not None or not settings.storage_url:
         return storage
-    opened = open_storage(settings.storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region)
+    opened = Storage.from_settings(settings)
     opened.check()
     return opened
 
@@ -114,10 +114,7 @@ def add_voice_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _storage(settings: Settings) -> Storage:
-    storage = optional_storage(settings, None)
-    if storage is None:
-        storage = open_storage(settings.effective_storage_url, endpoint_url=settings.s3_endpoint_url)
-    return storage
+    return optional_storage(settings, None) or Storage.from_settings(settings)
 
 
 def add_voice(args: argparse.Namespace, settings: Settings) -> int:
@@ -165,7 +162,7 @@ def list_voices(
         rows: list[dict[str, object]] = [{"id": v, "engine": "piper"} for v in piper]
         rows += presets
         rows += [{"id": v, **spec.model_dump(exclude_none=True)} for v, spec in qwen.items()]
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        print_json(rows)
         return 0
     for voice_id in piper:
         print(voice_id)
@@ -186,7 +183,7 @@ def models(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     found = [store.resolve(name, only=TOKENIZER_FILES).describe() for name in store.available()]
     if args.json:
-        print(json.dumps(found, indent=2, ensure_ascii=False))
+        print_json(found)
         return 0
     for model in found:
         print(f"{model['name']}\t{model['mode']}\t{len(model['speakers'])} speakers\t{model['sample_rate']} Hz")

@@ -31,6 +31,7 @@ from producer.submit import (
 from shared.errors import NotFoundError, VoxfarmError
 from shared.keys import manifest_path
 from shared.ledger import JobState, Ledger
+from shared.redis_keys import resume_lock_key
 from shared.settings import Settings
 from shared.storage import Storage
 
@@ -147,7 +148,7 @@ class Reconciler:
         now = time.time()
         results = []
         for job in self._candidates(now):
-            lock = f"voxfarm:lock:resume:{job}"
+            lock = resume_lock_key(job)
             if not self.ledger.redis.set(lock, "1", nx=True, ex=LOCK_TTL_S):
                 continue
             try:

@@ -8,7 +8,7 @@ caller enqueues assembly however many workers finish at once.
 The ledger is a fast index, not the source of truth: storage holds the plan
 and the audio, so a ledger lost with its Redis is rebuilt by ``resume``.
 
-Keys (``voxfarm:job:<id>:...``):
+Keys (named in ``shared.redis_keys``: ``voxfarm:job:<id>:<part>``):
     meta     hash: title, voice, engine, model, total, reused, state, timestamps, counters
     done     set of finished segment indexes
     failed   hash: segment index -> JSON {reason, attempts, at}
@@ -31,10 +31,9 @@ import redis
 
 from shared.errors import BrokerError, NotFoundError
 from shared.names import check_job_id
+from shared.redis_keys import JOBS, job_key
 from shared.settings import Settings
 
-KEY_PREFIX = "voxfarm"
-JOBS_KEY = f"{KEY_PREFIX}:jobs"
 FINISHED_TTL_S = 14 * 24 * 3600
 
 
@@ -154,8 +153,8 @@ class JobStatus:
 
 
 def _keys(job: str) -> tuple[str, str, str, str]:
-    base = f"{KEY_PREFIX}:job:{check_job_id(job)}"
-    return f"{base}:meta", f"{base}:done", f"{base}:failed", f"{base}:sent"
+    check_job_id(job)
+    return job_key(job, "meta"), job_key(job, "done"), job_key(job, "failed"), job_key(job, "sent")
 
 
 class Ledger:
@@ -204,7 +203,7 @@ class Ledger:
             pipe = self.redis.pipeline(transaction=True)
             pipe.delete(meta_key, done_key, failed_key, sent_key)
             pipe.hset(meta_key, mapping=cast(Any, fields))
-            pipe.sadd(JOBS_KEY, job)
+            pipe.sadd(JOBS, job)
             pipe.execute()
         except redis.RedisError as exc:
             raise BrokerError(f"cannot write the job ledger: {exc}") from exc
@@ -301,7 +300,7 @@ class Ledger:
         return {int(k): float(v) for k, v in self.redis.hgetall(_keys(job)[3]).items()}
 
     def jobs(self) -> list[str]:
-        return sorted(v.decode() if isinstance(v, bytes) else str(v) for v in self.redis.smembers(JOBS_KEY))
+        return sorted(v.decode() if isinstance(v, bytes) else str(v) for v in self.redis.smembers(JOBS))
 
     # --- quality gate ------------------------------------------------------
     def record_quality(self, job: str, index: int, findings: Mapping[str, Any] | None) -> int:
@@ -315,7 +314,7 @@ class Ledger:
     def replace_quality(self, job: str, records: Mapping[int, Mapping[str, Any] | None], *, clear: bool = False) -> int:
         """Record several segments' findings at once; ``clear`` first forgets every earlier record of the job."""
         meta_key = _keys(job)[0]
-        quality_key = f"{KEY_PREFIX}:job:{check_job_id(job)}:quality"
+        quality_key = job_key(check_job_id(job), "quality")
         args: list[str] = []
         for index, record in records.items():
             args += [str(int(index)), "" if record is None else json.dumps(record, separators=(",", ":"))]
@@ -328,5 +327,5 @@ class Ledger:
 
     def quality(self, job: str) -> dict[int, dict[str, Any]]:
         """Segment index -> recorded findings, for segments kept after failing the quality gate."""
-        raw = self.redis.hgetall(f"{KEY_PREFIX}:job:{check_job_id(job)}:quality")
+        raw = self.redis.hgetall(job_key(check_job_id(job), "quality"))
         return {int(k): json.loads(v) for k, v in raw.items()}

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from typing import Any
+
+from shared.errors import ConfigError
+from shared.settings import Settings, load_settings
 
 _CONTEXT_FIELDS = ("job", "segment", "key", "status", "bucket", "worker", "batch")
 
@@ -35,10 +37,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def configure_logging(level: str | None = None, json_logs: bool | None = None) -> None:
-    level_name = (level or os.environ.get("VOXFARM_LOG_LEVEL") or "INFO").upper()
-    if json_logs is None:
-        json_logs = os.environ.get("VOXFARM_LOG_FORMAT", "text").lower() == "json"
+def configure_logging(
+    level: str | None = None, json_logs: bool | None = None, settings: Settings | None = None
+) -> None:
+    """Set up the root logger; what the arguments leave unset comes from settings (VOXFARM_LOG_LEVEL, _FORMAT)."""
+    if level is None or json_logs is None:
+        configured = settings or _settings_or_defaults()
+        level = level or configured.log_level or "INFO"
+        if json_logs is None:
+            json_logs = configured.log_format.lower() == "json"
+    level_name = (level or "INFO").upper()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter() if json_logs else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -48,3 +56,11 @@ def configure_logging(level: str | None = None, json_logs: bool | None = None) -
     root.setLevel(level_name)
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "kombu", "celery.worker.strategy", "celery.app.trace"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def _settings_or_defaults() -> Settings:
+    """Settings that fail to load still get logging set up with the defaults; the caller reports the error."""
+    try:
+        return load_settings()
+    except ConfigError:
+        return Settings.model_construct()

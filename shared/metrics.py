@@ -1,10 +1,13 @@
-"""Prometheus metric definitions of a worker: names, units and the only labels allowed.
+"""Prometheus metric definitions of every voxfarm process: names, units and the only labels allowed.
 
 Labels have bounded cardinality by construction: engine, voice, device
-family, card, bucket edge, stage, status, reason, kind, operation. Never a
-job id, a key or text. Each process builds its metrics on its own registry
-and serves them on one port; the control plane's queue and job metrics are
-in ``producer.exporter``. ``docs/observability.md`` lists every series.
+family, card, bucket edge, stage, status, reason, kind, operation, model,
+state. Never a job id, a key or text. Each process builds its metrics on its
+own registry and serves them on one port: a worker (``WorkerMetrics``, fed by
+``workers.telemetry``), the pool that supervises workers (``PoolMetrics``) and
+the control plane's queue and job exporter (``ControlPlaneFamilies``, filled
+by ``producer.exporter`` at each scrape). ``docs/observability.md`` lists
+every series.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 WORKER_LABELS = ("engine", "voice", "family", "card")
 BUCKET_LABELS = (*WORKER_LABELS, "bucket")
@@ -203,4 +207,77 @@ def worker_metrics(registry: CollectorRegistry | None = None) -> WorkerMetrics:
             WORKER_LABELS,
             registry=reg,
         ),
+    )
+
+
+@dataclass
+class PoolMetrics:
+    """The series of the pool process that supervises one worker per card."""
+
+    registry: CollectorRegistry
+    restarts: Counter
+    workers_up: Gauge
+
+
+def pool_metrics(registry: CollectorRegistry | None = None) -> PoolMetrics:
+    reg = registry or CollectorRegistry()
+    return PoolMetrics(
+        registry=reg,
+        restarts=Counter("voxfarm_pool_restarts", "Worker processes restarted by the pool.", ["device"], registry=reg),
+        workers_up=Gauge("voxfarm_pool_workers_up", "Worker processes alive.", registry=reg),
+    )
+
+
+QUEUE_LABELS = ["model", "bucket"]
+
+
+@dataclass
+class ControlPlaneFamilies:
+    """The control plane's series, made fresh for each scrape from one reading of Redis."""
+
+    broker_up: GaugeMetricFamily
+    read_errors: CounterMetricFamily
+    queue_depth: GaugeMetricFamily
+    queue_work: GaugeMetricFamily
+    queue_oldest_age: GaugeMetricFamily
+    unacked: GaugeMetricFamily
+    dead_letters: GaugeMetricFamily
+    jobs_active: GaugeMetricFamily
+    segments_remaining: GaugeMetricFamily
+    progress_age: GaugeMetricFamily
+    read_seconds: GaugeMetricFamily
+
+
+def control_plane_families() -> ControlPlaneFamilies:
+    return ControlPlaneFamilies(
+        broker_up=GaugeMetricFamily("voxfarm_broker_up", "1 when the exporter's last read of Redis succeeded."),
+        read_errors=CounterMetricFamily("voxfarm_exporter_read_errors", "Failed reads of Redis."),
+        queue_depth=GaugeMetricFamily(
+            "voxfarm_queue_depth_messages", "Messages waiting in a queue (all priority steps).", labels=QUEUE_LABELS
+        ),
+        queue_work=GaugeMetricFamily(
+            "voxfarm_queue_work_seconds",
+            "Estimated seconds of audio the waiting messages of a queue will make.",
+            labels=QUEUE_LABELS,
+        ),
+        queue_oldest_age=GaugeMetricFamily(
+            "voxfarm_queue_oldest_age_seconds",
+            "Age of the oldest waiting segment of a queue (0 when empty).",
+            labels=QUEUE_LABELS,
+        ),
+        unacked=GaugeMetricFamily(
+            "voxfarm_unacked_messages", "Messages delivered to a worker and not yet acknowledged (in flight)."
+        ),
+        dead_letters=GaugeMetricFamily(
+            "voxfarm_dead_letter_queue_messages", "Entries in the dead-letter list voxfarm.dead."
+        ),
+        jobs_active=GaugeMetricFamily("voxfarm_jobs_active", "Jobs rendering or assembling.", labels=["state"]),
+        segments_remaining=GaugeMetricFamily(
+            "voxfarm_segments_remaining", "Segments of rendering jobs not yet stored."
+        ),
+        progress_age=GaugeMetricFamily(
+            "voxfarm_job_progress_age_seconds",
+            "Seconds since the rendering job that progressed least recently stored a segment (0 when none renders).",
+        ),
+        read_seconds=GaugeMetricFamily("voxfarm_exporter_read_seconds", "Seconds the last read of Redis took."),
     )

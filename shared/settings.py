@@ -167,6 +167,12 @@ class Settings(BaseSettings):
         default=9300, ge=0, le=65535, description="First metrics port; a pool gives card i port + i. 0 = off."
     )
     metrics_host: str = Field(default="127.0.0.1", description="Address the metrics endpoint binds to.")
+    log_level: str = Field(
+        default="INFO", description="DEBUG, INFO, WARNING or ERROR; DEBUG adds a line per segment (--log-level wins)."
+    )
+    log_format: str = Field(
+        default="text", description="json: one JSON object per line, for log collectors; anything else: text."
+    )
     cache_dir: Path | None = Field(
         default=None, description="Compile and tuning caches. Unset: <XDG cache home>/voxfarm."
     )

@@ -153,6 +153,11 @@ class Batcher(Generic[T]):
             self._draining = True
             self._cond.notify_all()
 
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called: the runner stops once nothing is left."""
+        return self._closed
+
     def take_all(self) -> list[Pending[T]]:
         """Remove and return everything waiting (a worker giving its items back before it stops)."""
         with self._cond:

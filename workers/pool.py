@@ -3,8 +3,9 @@
 Children are started with the ``spawn`` start method: a card's runtime must
 never be initialised in a parent and inherited through fork. Each child gets
 its own card, Celery hostname and metrics port (base + i). A child that
-dies is restarted with exponential backoff; SIGTERM is forwarded to every
-child so each drains its batch before the pool exits. The pool itself
+dies is restarted with exponential backoff (``workers.supervisor``, which
+the embedded farm uses too); SIGTERM is forwarded to every child so each
+drains its batch before the pool exits. The pool itself
 answers /healthz and /readyz (ready when every child is ready) for probes.
 """
 
@@ -13,24 +14,22 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import multiprocessing.process
+import os
 import signal
 import socket
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import FrameType
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
-
+from shared.metrics import pool_metrics
 from workers.health import HealthServer, HealthState
+from workers.supervisor import Supervised, Supervisor
 
 log = logging.getLogger(__name__)
-
-RESTART_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0)
-HEALTHY_AFTER_S = 60.0
-"""A child that ran this long without dying resets its backoff."""
 
 
 @dataclass(frozen=True)
@@ -74,18 +73,22 @@ def _child_main(spec: ChildSpec, log_level: str, json_logs: bool) -> None:
 
 
 @dataclass
-class Child:
-    spec: ChildSpec
-    process: multiprocessing.process.BaseProcess | None = None
-    started_at: float = 0.0
-    restarts: int = 0
-    failures_in_a_row: int = 0
-    next_start: float = 0.0
+class Spawned:
+    """A spawned child as the supervisor sees it."""
+
+    process: multiprocessing.process.BaseProcess
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    def poll(self) -> int | None:
+        return None if self.process.is_alive() else self.process.exitcode
 
 
 @dataclass
 class Pool:
-    children: list[Child]
+    specs: list[ChildSpec]
     health_port: int | None = 9299
     health_host: str = "127.0.0.1"
     grace_s: float = 330.0
@@ -95,29 +98,36 @@ class Pool:
 
     def __post_init__(self) -> None:
         self._context = multiprocessing.get_context("spawn")
-        self.registry = CollectorRegistry()
-        self.restarts = Counter(
-            "voxfarm_pool_restarts", "Worker processes restarted by the pool.", ["device"], registry=self.registry
-        )
-        self.up = Gauge("voxfarm_pool_workers_up", "Worker processes alive.", registry=self.registry)
+        self.metrics = pool_metrics()
+        self.registry = self.metrics.registry
         self.state = HealthState()
+        self.supervisor = Supervisor(
+            [Supervised(f"worker for {spec.device}", partial(self._start, spec)) for spec in self.specs],
+            on_restart=self._count_restart,
+        )
 
-    def _start(self, child: Child) -> None:
-        child.spec.ready_file.unlink(missing_ok=True)
+    def _start(self, spec: ChildSpec) -> Spawned:
+        spec.ready_file.unlink(missing_ok=True)
         process = self._context.Process(
             target=_child_main,
-            args=(child.spec, self.log_level, self.json_logs),
-            name=f"voxfarm-worker-{child.spec.device}",
+            args=(spec, self.log_level, self.json_logs),
+            name=f"voxfarm-worker-{spec.device}",
         )
         process.start()
-        child.process = process
-        child.started_at = time.monotonic()
-        log.info(
-            "started worker for %s (pid %s, metrics port %d)", child.spec.device, process.pid, child.spec.metrics_port
-        )
+        log.info("started worker for %s (pid %s, metrics port %d)", spec.device, process.pid, spec.metrics_port)
+        return Spawned(process)
+
+    def _count_restart(self, slot: Supervised) -> None:
+        device = self.specs[self.supervisor.children.index(slot)].device
+        self.metrics.restarts.labels(device=device).inc()
 
     def _ready(self) -> bool:
-        return all(c.process is not None and c.process.is_alive() and c.spec.ready_file.exists() for c in self.children)
+        slots = zip(self.specs, self.supervisor.children, strict=True)
+        return all(slot.alive() and spec.ready_file.exists() for spec, slot in slots)
+
+    def _spawned(self) -> list[multiprocessing.process.BaseProcess]:
+        """The children's processes; one that died and waits for its restart is not among them."""
+        return [slot.process.process for slot in self.supervisor.children if isinstance(slot.process, Spawned)]
 
     def run(self) -> int:
         server = None
@@ -126,10 +136,9 @@ class Pool:
             server.start()
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            for child in self.children:
-                self._start(child)
+            self.supervisor.start()
             while not self._stopping.is_set():
-                self._supervise()
+                self.metrics.workers_up.set(self.supervisor.supervise())
                 self.state.set_ready(self._ready())
                 self._stopping.wait(0.5)
             return self._drain()
@@ -140,51 +149,24 @@ class Pool:
             if server is not None:
                 server.stop()
 
-    def _supervise(self) -> None:
-        now = time.monotonic()
-        alive = 0
-        for child in self.children:
-            process = child.process
-            if process is not None and process.is_alive():
-                alive += 1
-                if now - child.started_at > HEALTHY_AFTER_S:
-                    child.failures_in_a_row = 0
-                continue
-            if process is not None:
-                code = process.exitcode
-                process.join(0)
-                child.process = None
-                delay = RESTART_BACKOFF_S[min(child.failures_in_a_row, len(RESTART_BACKOFF_S) - 1)]
-                child.failures_in_a_row += 1
-                child.next_start = now + delay
-                log.warning("worker for %s exited with code %s; restarting in %.0fs", child.spec.device, code, delay)
-            if now >= child.next_start:
-                child.restarts += 1
-                self.restarts.labels(device=child.spec.device).inc()
-                self._start(child)
-        self.up.set(alive)
-
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         log.info("pool received signal %d: draining every worker", signum)
         self._stopping.set()
 
     def _drain(self) -> int:
-        for child in self.children:
-            if child.process is not None and child.process.is_alive() and child.process.pid:
-                import os
-
-                os.kill(child.process.pid, signal.SIGTERM)
+        processes = self._spawned()
+        for process in processes:
+            if process.is_alive() and process.pid:
+                os.kill(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + self.grace_s
         worst = 0
-        for child in self.children:
-            if child.process is None:
-                continue
-            child.process.join(max(deadline - time.monotonic(), 0.1))
-            if child.process.is_alive():
-                log.error("worker for %s did not drain in %.0fs; killing it", child.spec.device, self.grace_s)
-                child.process.kill()
-                child.process.join()
-            code = child.process.exitcode or 0
+        for process in processes:
+            process.join(max(deadline - time.monotonic(), 0.1))
+            if process.is_alive():
+                log.error("%s did not drain in %.0fs; killing it", process.name, self.grace_s)
+                process.kill()
+                process.join()
+            code = process.exitcode or 0
             worst = worst if code in (0, -signal.SIGTERM) else code
         return abs(worst)
 
@@ -205,18 +187,16 @@ def build_pool(
     host = socket.gethostname()
     directory = ready_dir or Path(tempfile.mkdtemp(prefix="voxfarm-pool-"))
     directory.mkdir(parents=True, exist_ok=True)
-    children = [
-        Child(
-            ChildSpec(
-                device=device,
-                metrics_port=metrics_port + index if metrics_port else 0,
-                ready_file=directory / f"{device.replace(':', '-')}-w{index}.ready",
-                hostname=f"voxfarm-{device.replace(':', '')}-w{index}@{host}",
-                slot=index,
-                engine=engine,
-                voice=voice,
-            )
+    specs = [
+        ChildSpec(
+            device=device,
+            metrics_port=metrics_port + index if metrics_port else 0,
+            ready_file=directory / f"{device.replace(':', '-')}-w{index}.ready",
+            hostname=f"voxfarm-{device.replace(':', '')}-w{index}@{host}",
+            slot=index,
+            engine=engine,
+            voice=voice,
         )
         for index, device in enumerate(devices)
     ]
-    return Pool(children, health_port, health_host, grace_s, log_level, json_logs)
+    return Pool(specs, health_port, health_host, grace_s, log_level, json_logs)

@@ -1,11 +1,10 @@
-"""Runs the batches the batcher forms: engine call, failure isolation, and the upload pipeline.
+"""Runs the batches the batcher forms: the engine call and failure isolation.
 
 One runner thread owns the engine (the card is owned by one process, and
-inside it by one thread). Encoding and upload of a batch run on a small
-thread pool, so the card computes the next batch while the last one is
-written to storage. Each item's future resolves only after its audio is
-durably stored: the Celery task waiting on it acknowledges its message
-then, never earlier.
+inside it by one thread). It hands each synthesised batch to the upload
+pipeline (``workers.uploads``), whose threads check every take against the
+quality gate (``workers.retakes``), encode it and store it, so the card
+computes the next batch while the last one is written.
 
 Failures are narrowed before they are reported: a batch that raises is split
 in halves until the poison segment stands alone; a batch that runs out of
@@ -16,19 +15,12 @@ and stops the process so the supervisor can restart it.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from shared.audio import encode_flac
 from shared.errors import (
     DeviceError,
     DeviceOutOfMemoryError,
@@ -37,69 +29,26 @@ from shared.errors import (
     VoxfarmError,
     WorkerFaultError,
 )
-from shared.keys import segment_path
-from shared.quality import DEFAULT_LIMITS, QualityLimits, QualityReport, best_take, check_segment, encode_checked_flac
 from shared.schema import SegmentTask
 from shared.storage import Storage
 from workers.batcher import Batch, Batcher, Pending
 from workers.engines.base import Engine, EngineOutput, EngineRequest
+from workers.records import BatchRecord, FailureRecord, Observer, UploadRecord, ignore
+from workers.retakes import QualityGate, Retakes
+from workers.uploads import StoredSegment, Uploads
+
+# The runner's interface: what its observer receives and what each item's future resolves to.
+__all__ = [
+    "BatchRecord",
+    "BatchRunner",
+    "FailureRecord",
+    "Observer",
+    "QualityGate",
+    "StoredSegment",
+    "UploadRecord",
+]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StoredSegment:
-    """What a task learns once its segment is safely in storage."""
-
-    key: str
-    path: str
-    audio_s: float
-    bytes: int
-    quality: QualityReport | None = None
-    """Set when the take was kept after failing the quality gate on every attempt."""
-
-
-@dataclass
-class BatchRecord:
-    """Statistics of one engine call, for metrics and logs."""
-
-    edge: int
-    size: int
-    reason: str
-    padded_tokens: int
-    useful_tokens: int
-    padded_frames: int
-    useful_frames: int
-    compute_s: float
-    audio_s: float
-    chars: int
-    stage_seconds: dict[str, float]
-    queue_wait_s: list[float] = field(default_factory=list)
-    folded_from: int | None = None
-
-
-@dataclass
-class UploadRecord:
-    seconds: float
-    bytes: int
-    encode_s: float
-    ok: bool
-    error: str = ""
-
-
-@dataclass
-class FailureRecord:
-    kind: str
-    """poison, oom, time_limit, device, or quality (a take failed the quality gate)."""
-    size: int
-    message: str
-
-
-Observer = Callable[[BatchRecord | UploadRecord | FailureRecord], None]
-
-
-def _ignore(_record: BatchRecord | UploadRecord | FailureRecord) -> None:
-    return None
 
 
 class BatchRunner:
@@ -113,7 +62,7 @@ class BatchRunner:
         *,
         time_limit_s: float,
         upload_threads: int = 2,
-        observer: Observer = _ignore,
+        observer: Observer = ignore,
         on_fatal: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.engine = engine
@@ -122,14 +71,13 @@ class BatchRunner:
         self.time_limit_s = time_limit_s
         self.observer = observer
         self.on_fatal = on_fatal or (lambda exc: None)
-        self._uploads = ThreadPoolExecutor(max_workers=upload_threads, thread_name_prefix="voxfarm-upload")
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.fatal: BaseException | None = None
         self.batches_run = 0
         self.quality = QualityGate(limits=engine.quality_limits)
-        self._takes: dict[int, list[tuple[np.ndarray, QualityReport]]] = {}
-        self._takes_lock = threading.Lock()
+        self.retakes = Retakes(self.quality, batcher, observer, accepting=self._accepting)
+        self._uploads = Uploads(storage, self.retakes, observer, threads=upload_threads)
 
     # --- lifecycle ---------------------------------------------------------
     def start(self) -> None:
@@ -141,19 +89,20 @@ class BatchRunner:
         self.batcher.close()
         if self._thread is not None:
             self._thread.join(timeout)
-        self._uploads.shutdown(wait=True)
+        self._uploads.shutdown()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             batch = self.batcher.next_batch(timeout=0.2)
             if batch is None:
-                if self.batcher.pending_count() == 0 and self._closed():
+                if self.batcher.pending_count() == 0 and self.batcher.closed:
                     return
                 continue
             self.run(batch)
 
-    def _closed(self) -> bool:
-        return bool(getattr(self.batcher, "_closed", False))
+    def _accepting(self) -> bool:
+        """Whether work may still be handed back for another take (not once the runner is stopping)."""
+        return self.fatal is None and not self._stop.is_set() and not self.batcher.closed
 
     # --- one batch -------------------------------------------------------------
     def run(self, batch: Batch[SegmentTask]) -> None:
@@ -235,11 +184,13 @@ class BatchRunner:
                     "bucket": batch.edge,
                 },
             )
-            self._uploads.submit(self._store, item, audio, sample_rate)
+            self._uploads.submit(item, audio, sample_rate)
 
     def _synthesize(self, items: Sequence[Pending[SegmentTask]], edge: int) -> tuple[EngineOutput, float]:
         requests = [
-            EngineRequest(self._noise_key(item), item.payload.ids, item.payload.params, item.payload.conditioning)
+            EngineRequest(
+                self.retakes.noise_key(item), item.payload.ids, item.payload.params, item.payload.conditioning
+            )
             for item in items
         ]
         timer = threading.Timer(self.time_limit_s, self._time_limit_hit, args=(list(items),))
@@ -307,97 +258,6 @@ class BatchRunner:
         for item in items:
             if not item.future.done():
                 item.future.set_exception(exc)
-
-    # --- the upload pipeline ---------------------------------------------------
-    def _store(self, item: Pending[SegmentTask], audio: np.ndarray, sample_rate: int) -> None:
-        task = item.payload
-        started = time.perf_counter()
-        try:
-            kept = self._gate(item, audio, sample_rate)
-            if kept is None:
-                return  # handed back to the runner thread for another take
-            audio, report = kept
-            data = encode_flac(audio, sample_rate) if report.passed else encode_checked_flac(audio, sample_rate, report)
-            encoded = time.perf_counter()
-            path = segment_path(task.voice, task.key)
-            self.storage.put_bytes(path, data, "audio/flac")
-        except BaseException as exc:  # noqa: BLE001 - every failure must reach the waiting task
-            self.observer(UploadRecord(time.perf_counter() - started, 0, 0.0, False, type(exc).__name__))
-            if not item.future.done():
-                item.future.set_exception(exc)
-            return
-        done = time.perf_counter()
-        log.debug("segment written to storage", extra={"job": task.job, "segment": task.indexes[0], "key": task.key})
-        self.observer(UploadRecord(done - encoded, len(data), encoded - started, True))
-        if not item.future.done():  # a time-limit failure may have answered it already
-            stored = StoredSegment(
-                task.key, path, len(audio) / sample_rate, len(data), None if report.passed else report
-            )
-            item.future.set_result(stored)
-
-    # --- the quality gate --------------------------------------------------------
-    def _gate(
-        self, item: Pending[SegmentTask], audio: np.ndarray, sample_rate: int
-    ) -> tuple[np.ndarray, QualityReport] | None:
-        """Check one take; None when it was requeued for another, else the take to store.
-
-        Runs on an upload thread, so it never calls the engine: a failing take
-        goes back to the batcher, and the runner thread synthesises it again
-        with other noise (``_noise_key``).
-        """
-        task = item.payload
-        report = check_segment(
-            audio, sample_rate, tokens=len(task.ids), length_scale=task.params.length_scale, limits=self.quality.limits
-        )
-        with self._takes_lock:
-            takes = self._takes.setdefault(id(item), [])
-            takes.append((audio, report))
-            attempts = len(takes)
-            retry = not report.passed and attempts < self.quality.attempts and self._can_retry(item)
-            if not retry:
-                del self._takes[id(item)]
-        if not report.passed:
-            self.observer(FailureRecord("quality", 1, report.summary()))
-            log.warning(
-                "segment %s of %s failed the quality gate on take %d: %s",
-                task.indexes[0],
-                task.job,
-                attempts,
-                report.summary(),
-                extra={"job": task.job, "segment": task.indexes[0], "key": task.key},
-            )
-        if retry:
-            if attempts == 1:
-                item.future.add_done_callback(functools.partial(self._forget, id(item)))
-            self.batcher.requeue([item])
-            return None
-        if report.passed:
-            return audio, report
-        kept_audio, kept = best_take(takes)
-        return kept_audio, QualityReport(kept.findings, attempts, kept.measures)
-
-    def _can_retry(self, item: Pending[SegmentTask]) -> bool:
-        return self.fatal is None and not self._stop.is_set() and not self._closed() and not item.future.done()
-
-    def _forget(self, ident: int, _future: object = None) -> None:
-        with self._takes_lock:
-            self._takes.pop(ident, None)
-
-    def _noise_key(self, item: Pending[SegmentTask]) -> str:
-        """The key the engine seeds its noise from: the content key, or a variant of it for a retake."""
-        with self._takes_lock:
-            taken = len(self._takes.get(id(item), ()))
-        key = item.payload.key
-        return key if taken == 0 else hashlib.sha256(f"{key}:take{taken + 1}".encode()).hexdigest()
-
-
-@dataclass
-class QualityGate:
-    """How the runner checks each take before it is stored."""
-
-    attempts: int = 3
-    """Takes synthesised at most; after the last the best is kept and its findings are reported."""
-    limits: QualityLimits = DEFAULT_LIMITS
 
 
 def _halves(items: list[Pending[Any]]) -> tuple[list[Pending[Any]], list[Pending[Any]]]:

@@ -26,11 +26,13 @@ from shared.dead_letters import push_dead_letter
 from shared.errors import BadInputError, BrokerError, RetryableError, StorageError, WorkerFaultError
 from shared.keys import segment_path
 from shared.ledger import Ledger
-from shared.metrics import WorkerMetrics
+from shared.process_global import ProcessGlobal
+from shared.redis_keys import worker_faults_key
 from shared.schema import SegmentTask, parse_segment_task
 from shared.settings import Settings
 from shared.storage import Storage
 from workers.batcher import Batcher
+from workers.records import DeadLetterRecord, InFlightRecord, ProcessRecord, RetryRecord, SegmentRecord
 from workers.runner import BatchRunner, StoredSegment
 from workers.telemetry import WorkerIdentity
 
@@ -50,7 +52,8 @@ class WorkerRuntime:
     batcher: Batcher[SegmentTask]
     runner: BatchRunner
     identity: WorkerIdentity
-    metrics: WorkerMetrics
+    report: Callable[[ProcessRecord], None]
+    """Where segments, retries, dead letters and in-flight changes go (``workers.telemetry``)."""
     hostname: str
 
     # --- one message -------------------------------------------------------
@@ -69,8 +72,6 @@ class WorkerRuntime:
             extra={"job": segment.job, "segment": segment.indexes[0], "key": segment.key, "worker": self.hostname},
         )
 
-        labels = self.identity.labels
-        bucket = str(segment.bucket)
         try:
             stored = self._render(segment)
         except BadInputError as exc:
@@ -83,7 +84,7 @@ class WorkerRuntime:
             if attempts > self.settings.max_retries:
                 self._give_up(segment, f"{reason}: {exc}", attempts, reason="retries_exhausted")
                 return {"status": "failed", "reason": str(exc)}
-            self.metrics.retries.labels(**labels, reason=_retry_reason(exc)).inc()
+            self.report(RetryRecord(_retry_reason(exc)))
             self.ledger.count(segment.job, "retries")
             countdown = self.settings.retry_backoff_s * (2 ** (attempts - 1))
             log.warning(
@@ -97,7 +98,7 @@ class WorkerRuntime:
             )
             raise task.retry(exc=exc, countdown=countdown, max_retries=None) from exc
 
-        self.metrics.segments.labels(**labels, bucket=bucket, status=stored[1]).inc()
+        self.report(SegmentRecord(segment.bucket, stored[1]))
         self._complete(segment)
         log.info(
             "segment stored",
@@ -112,7 +113,7 @@ class WorkerRuntime:
         all: past ``MAX_WORKER_FAULTS`` it is dead-lettered instead, so one
         hostile input cannot crash the whole fleet in a loop.
         """
-        counter = f"voxfarm:worker-faults:{segment.key}"
+        counter = worker_faults_key(segment.key)
         try:
             faults = int(self.ledger.redis.incr(counter))
             self.ledger.redis.expire(counter, 24 * 3600)
@@ -121,7 +122,7 @@ class WorkerRuntime:
         if faults >= MAX_WORKER_FAULTS:
             self._give_up(segment, f"took down {faults} workers: {exc}", attempts, reason="crashes_workers")
             return {"status": "failed", "reason": str(exc)}
-        self.metrics.retries.labels(**self.identity.labels, reason="worker_fault").inc()
+        self.report(RetryRecord("worker_fault"))
         log.warning(
             "handing segment %s of %s to another worker: %s",
             segment.indexes[0],
@@ -143,7 +144,7 @@ class WorkerRuntime:
     def _render(self, segment: SegmentTask) -> tuple[StoredSegment | None, str]:
         if _with_retries(lambda: self.storage.exists(segment_path(segment.voice, segment.key)), StorageError):
             return None, "exists"
-        self.metrics.inflight.labels(**self.identity.labels).inc()
+        self.report(InFlightRecord(+1))
         try:
             try:
                 future = self.batcher.submit(segment, len(segment.ids), interactive=segment.priority == "interactive")
@@ -151,7 +152,7 @@ class WorkerRuntime:
                 raise WorkerFaultError(f"worker is stopping: {exc}") from exc
             return future.result(timeout=self.settings.batch_time_limit_s * 2 + 60), "rendered"
         finally:
-            self.metrics.inflight.labels(**self.identity.labels).dec()
+            self.report(InFlightRecord(-1))
 
     def _complete(self, segment: SegmentTask) -> None:
         result = _with_retries(lambda: self.ledger.mark_done(segment.job, segment.indexes), BrokerError)
@@ -174,7 +175,7 @@ class WorkerRuntime:
         _with_retries(lambda: self.ledger.mark_failed(segment.job, segment.indexes, message, attempts), BrokerError)
 
     def _dead_letter(self, payload: Any, message: str, attempts: int, *, reason: str) -> None:
-        self.metrics.dead_letters.labels(**self.identity.labels, reason=reason).inc()
+        self.report(DeadLetterRecord(reason))
         _with_retries(
             lambda: push_dead_letter(
                 self.ledger.redis, reason=message, segment=payload, attempts=attempts, worker=self.hostname
@@ -205,15 +206,6 @@ def _with_retries(call: Callable[[], T], errors: type[BaseException], attempts: 
     raise AssertionError("unreachable")
 
 
-_RUNTIME: WorkerRuntime | None = None
-
-
-def install_runtime(runtime: WorkerRuntime | None) -> None:
-    global _RUNTIME
-    _RUNTIME = runtime
-
-
-def current_runtime() -> WorkerRuntime:
-    if _RUNTIME is None:
-        raise RuntimeError("this process has no worker runtime; start it with `voxfarm worker`")
-    return _RUNTIME
+_RUNTIME: ProcessGlobal[WorkerRuntime] = ProcessGlobal("worker runtime", "voxfarm worker")
+install_runtime = _RUNTIME.install
+current_runtime = _RUNTIME.current

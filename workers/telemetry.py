@@ -1,4 +1,9 @@
-"""Turns the runner's and warm-up's plain records into Prometheus series (the only place that does).
+"""Turns a worker's plain records into Prometheus series: the only place a worker process writes one.
+
+The runner reports batches, uploads and failures; the message handler and
+the worker process report segments, retries, dead letters, readiness,
+warm-up and device memory (``workers.records``). All of them reach
+``MetricsObserver``.
 
 Every label value comes from the worker's identity, a bucket edge, a stage
 name or a fixed reason; never from a message, so no job id, key or text can
@@ -18,8 +23,20 @@ from shared.metrics import (
     STORAGE_OPERATIONS,
     WorkerMetrics,
 )
+from workers.devices.base import MemoryStats
 from workers.engines.base import WarmupRecord
-from workers.runner import BatchRecord, FailureRecord, UploadRecord
+from workers.records import (
+    BatchRecord,
+    DeadLetterRecord,
+    FailureRecord,
+    InFlightRecord,
+    ProcessRecord,
+    ReadyRecord,
+    RetryRecord,
+    SegmentRecord,
+    UploadRecord,
+    WarmupSummary,
+)
 
 COMPILE_HIT_SLACK_S = 2.0
 """A compiled shape whose first call costs at most this much over its steady call (or COMPILE_HIT_FACTOR
@@ -67,10 +84,11 @@ def record_warmup(metrics: WorkerMetrics, identity: WorkerIdentity, records: Ite
 
 
 class MetricsObserver:
-    """The runner's observer: one call per batch, upload or failure."""
+    """The worker's observer: one call per record, from the runner, the message handler or the process."""
 
     def __init__(self, metrics: WorkerMetrics, identity: WorkerIdentity, *, edges: Iterable[int] = ()) -> None:
         self.metrics = metrics
+        self.identity = identity
         self.labels = identity.labels
         self._first_batch_seen = False
         self._declare_series(edges)
@@ -102,13 +120,49 @@ class MetricsObserver:
             m.storage_seconds.labels(**labels, operation=operation)
         m.inflight.labels(**labels)
 
-    def __call__(self, record: BatchRecord | UploadRecord | FailureRecord) -> None:
+    def __call__(self, record: BatchRecord | UploadRecord | FailureRecord | ProcessRecord) -> None:
+        m, labels = self.metrics, self.labels
         if isinstance(record, BatchRecord):
             self._batch(record)
         elif isinstance(record, UploadRecord):
             self._upload(record)
+        elif isinstance(record, FailureRecord):
+            m.failures.labels(**labels, kind=record.kind).inc()
+        elif isinstance(record, SegmentRecord):
+            m.segments.labels(**labels, bucket=str(record.bucket), status=record.status).inc()
+        elif isinstance(record, RetryRecord):
+            m.retries.labels(**labels, reason=record.reason).inc()
+        elif isinstance(record, DeadLetterRecord):
+            m.dead_letters.labels(**labels, reason=record.reason).inc()
+        elif isinstance(record, InFlightRecord):
+            m.inflight.labels(**labels).inc(record.change)
+        elif isinstance(record, ReadyRecord):
+            m.ready.labels(**labels).set(1 if record.ready else 0)
+        elif isinstance(record, WarmupSummary):
+            self._warmup(record)
         else:
-            self.metrics.failures.labels(**self.labels, kind=record.kind).inc()
+            self._memory(record)
+
+    def _warmup(self, record: WarmupSummary) -> None:
+        m, labels = self.metrics, self.labels
+        m.warmup_seconds.labels(**labels).set(record.seconds)
+        record_warmup(m, self.identity, record.records)
+        m.info.labels(**labels).info(
+            {"device": record.device, "engine_version": record.engine_version, **record.versions}
+        )
+        for edge, size in record.tuned.items():
+            m.tuned_batch_size.labels(**labels, bucket=str(edge)).set(size)
+
+    def _memory(self, stats: MemoryStats) -> None:
+        for kind, value in (
+            ("free", stats.free_bytes),
+            ("total", stats.total_bytes),
+            ("used", stats.allocated_bytes),
+            ("peak", stats.peak_bytes),
+            ("reserved", stats.reserved_bytes),
+        ):
+            if value is not None:
+                self.metrics.device_memory.labels(**self.labels, kind=kind).set(value)
 
     def _batch(self, record: BatchRecord) -> None:
         m, labels = self.metrics, self.labels

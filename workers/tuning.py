@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from shared.errors import DeviceOutOfMemoryError
-from workers.engines.base import Engine, EngineRequest
+from workers.engines.base import SPEECH_LIKE_IDS, Engine, EngineRequest
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,7 @@ class TuningResult:
 
 def synthetic_request(tokens: int) -> EngineRequest:
     """A speech-like token sequence of exactly ``tokens`` ids (Piper layout: BOS, phoneme/pad pairs, EOS)."""
-    pattern = [20, 0, 14, 0, 31, 0, 32, 0, 59, 0, 26, 0, 3, 0]
-    body = (pattern * (tokens // len(pattern) + 1))[: max(tokens - 2, 0)]
+    body = (list(SPEECH_LIKE_IDS) * (tokens // len(SPEECH_LIKE_IDS) + 1))[: max(tokens - 2, 0)]
     return EngineRequest(key="0" * 64, ids=[1, *body, 2][:tokens])
 
 

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class Card(Protocol):
-    """The card being warmed up (the worker's OpenedDevice)."""
+    """The card being warmed up (an ``OpenedDevice``)."""
 
     @property
     def family(self) -> str: ...

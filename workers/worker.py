@@ -15,6 +15,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,20 +25,21 @@ from shared.celery_app import create_app
 from shared.engines import engine_spec
 from shared.errors import FatalError
 from shared.ledger import Ledger
-from shared.metrics import WorkerMetrics, worker_metrics
+from shared.metrics import worker_metrics
 from shared.presets import PresetRegistry
 from shared.qwen.store import ModelFiles, ModelStore
 from shared.schema import SegmentTask
 from shared.settings import Settings
-from shared.storage import open_storage
+from shared.storage import Storage
 from shared.voices import VoiceFiles, VoiceRegistry
 from workers.batcher import Batcher, BatchPolicy
 from workers.devices.base import DeviceBackend
 from workers.health import HealthServer, HealthState
+from workers.records import ProcessRecord, ReadyRecord, WarmupSummary
 from workers.runner import BatchRunner
 from workers.runtime import WorkerRuntime, install_runtime
 from workers.tasks import register_synthesis
-from workers.telemetry import MetricsObserver, WorkerIdentity, record_warmup
+from workers.telemetry import MetricsObserver, WorkerIdentity
 
 if TYPE_CHECKING:
     from workers.engines.qwen3.prompts import PromptStore
@@ -63,13 +65,13 @@ class WorkerOptions:
 
 def run_worker(settings: Settings, options: WorkerOptions) -> int:
     """Run until told to stop; the return value is the process exit code."""
-    from workers.devices import parse_device_spec
+    from workers.devices import open_device, parse_device_spec
     from workers.engines import default_engine_for
 
     family = parse_device_spec(options.device).family
     engine_name = options.engine or settings.engine or default_engine_for(family)
     spec = engine_spec(engine_name)
-    device = open_device(options.device, needs_torch=spec.needs_torch)
+    device = open_device(options.device, needs_torch=spec.needs_torch, pin=True)
     voice_id = options.voice or settings.voice
     # What this worker serves, which names its queues: a Piper model (every preset of it, whatever its speaker
     # and settings), or a Qwen3-TTS checkpoint (all its voices).
@@ -83,9 +85,10 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
     hostname = options.hostname or f"voxfarm-{device.family}{device.card}-{os.getpid()}@{socket.gethostname()}"
 
     metrics = worker_metrics()
-    labels = identity.labels
+    policy = BucketPolicy.from_edges(settings.bucket_edges)
+    telemetry = MetricsObserver(metrics, identity, edges=policy.edges)
     health = HealthState(options.ready_file)
-    metrics.ready.labels(**labels).set(0)
+    telemetry(ReadyRecord(False))
     port = settings.metrics_port if options.metrics_port is None else options.metrics_port
     server = None
     if port or options.metrics_port == 0:
@@ -93,9 +96,7 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
         server.start()
         log.info("metrics and probes on http://%s:%d", settings.metrics_host, server.port)
 
-    storage = open_storage(
-        settings.effective_storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
-    )
+    storage = Storage.from_settings(settings)
     storage.check()
     ledger = Ledger.from_settings(settings)
     ledger.ping()
@@ -117,23 +118,30 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
             log.info("voice %s is a preset of model %s: serving the model's queues", voice_id, voice.id)
             served = voice.id
             identity = WorkerIdentity(engine_name, served, device.family, card)
-            labels = identity.labels
+            telemetry = MetricsObserver(metrics, identity, edges=policy.edges)
+            telemetry(ReadyRecord(False))
     engine = create_engine(
         engine_name,
         voice,
-        device.spec,
+        device.backend,
         threads=settings.ort_threads,
         cache_dir=settings.effective_cache_dir / "compile",
         prompts=prompts,
     )
-    policy = BucketPolicy.from_edges(settings.bucket_edges)
     warmed = warm_up(
         engine, device, policy, settings, voice_checksum=voice.checksum, cache_dir=settings.effective_cache_dir
     )
     tuned = warmed.sizes
-    metrics.warmup_seconds.labels(**labels).set(time.perf_counter() - started)
-    record_warmup(metrics, identity, warmed.records)
-    metrics.info.labels(**labels).info({"device": device.name, "engine_version": engine.version, **device.versions})
+    telemetry(
+        WarmupSummary(
+            time.perf_counter() - started,
+            device.name,
+            engine.version,
+            device.versions,
+            {edge: tuned[edge] for edge in policy.edges},
+            warmed.records,
+        )
+    )
     if options.warmup_only:
         log.info("warm-up finished in %.1fs; exiting (--warmup-only)", time.perf_counter() - started)
         engine.close()
@@ -152,8 +160,6 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
         interactive_wait_s=settings.interactive_wait_ms / 1000.0,
     )
     batcher: Batcher[SegmentTask] = Batcher(batch_policy, policy.edges)
-    for edge in policy.edges:
-        metrics.tuned_batch_size.labels(**labels, bucket=str(edge)).set(tuned[edge])
 
     def on_fatal(exc: BaseException) -> None:
         log.critical("fatal device error, stopping the worker: %s", exc)
@@ -165,15 +171,15 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
         batcher,
         storage,
         time_limit_s=settings.batch_time_limit_s,
-        observer=MetricsObserver(metrics, identity, edges=policy.edges),
+        observer=telemetry,
         on_fatal=on_fatal,
     )
     app = create_app(settings)
     register_synthesis(app)
-    install_runtime(WorkerRuntime(settings, app, storage, ledger, batcher, runner, identity, metrics, hostname))
+    install_runtime(WorkerRuntime(settings, app, storage, ledger, batcher, runner, identity, telemetry, hostname))
     runner.start()
     sampler = threading.Thread(
-        target=_sample_memory, args=(device.backend, metrics, labels, health), daemon=True, name="voxfarm-memory"
+        target=_sample_memory, args=(device.backend, telemetry, health), daemon=True, name="voxfarm-memory"
     )
     sampler.start()
 
@@ -182,7 +188,7 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
     largest_batch = max(batch_policy.capacity(edge) for edge in policy.edges)
     concurrency = options.concurrency or max(2, 2 * largest_batch)
     health.set_ready(True)
-    metrics.ready.labels(**labels).set(1)
+    telemetry(ReadyRecord(True))
     log.info(
         "worker %s ready on %s: %d queues, up to %d segments in hand", hostname, device.name, len(queues), concurrency
     )
@@ -200,7 +206,7 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
         worker.start()
     finally:
         health.set_ready(False)
-        metrics.ready.labels(**labels).set(0)
+        telemetry(ReadyRecord(False))
         runner.stop()
         engine.close()
         install_runtime(None)
@@ -212,7 +218,7 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
 
 
 def _sample_memory(
-    backend: DeviceBackend, metrics: WorkerMetrics, labels: dict[str, str], health: HealthState, every_s: float = 10.0
+    backend: DeviceBackend, report: Callable[[ProcessRecord], None], health: HealthState, every_s: float = 10.0
 ) -> None:
     """Device memory figures for the dashboard, sampled off the hot path."""
     while health.alive:
@@ -221,53 +227,5 @@ def _sample_memory(
         except Exception:  # noqa: BLE001 - a failed reading must never stop the worker
             stats = None
         if stats is not None:
-            for kind, value in (
-                ("free", stats.free_bytes),
-                ("total", stats.total_bytes),
-                ("used", stats.allocated_bytes),
-                ("peak", stats.peak_bytes),
-                ("reserved", stats.reserved_bytes),
-            ):
-                if value is not None:
-                    metrics.device_memory.labels(**labels, kind=kind).set(value)
+            report(stats)
         time.sleep(every_s)
-
-
-@dataclass(frozen=True)
-class OpenedDevice:
-    """The card this process owns, as the rest of the worker needs to know it."""
-
-    family: str
-    card: str
-    name: str
-    spec: str
-    """What engines are given to open the card again: ``cpu``, ``cuda:3``..."""
-    versions: dict[str, str]
-    backend: DeviceBackend
-
-
-def open_device(text: str, *, needs_torch: bool) -> OpenedDevice:
-    """Pin this process to one card before any vendor runtime is imported, then check the card works.
-
-    A CPU worker running onnxruntime never imports torch: it only needs the
-    host's identity and memory figures.
-    """
-    from workers.devices import backend_class, parse_device_spec
-
-    spec = parse_device_spec(text)
-    index = spec.index
-    backend_type = backend_class(spec.family)
-    backend_type.pin(index)
-    backend = backend_type(index)
-    device_spec = "cpu" if spec.family == "cpu" else f"{spec.family}:{index}"
-    if spec.family == "cpu" and not needs_torch:
-        import platform
-
-        from workers.devices.cpu import _cpu_model
-
-        name = _cpu_model() or platform.machine()
-        return OpenedDevice("cpu", "0", name, device_spec, {"machine": platform.machine()}, backend)
-    backend.init()
-    backend.smoke_test()
-    identity = backend.identity()
-    return OpenedDevice(spec.family, str(index), identity.name, device_spec, dict(identity.runtime), backend)

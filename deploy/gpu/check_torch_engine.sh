@@ -35,5 +35,5 @@ if [[ $device == cuda* ]] && command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out_dir/nvidia-smi.txt"
 fi
 # The whole check stops starting new steps after --budget-s (default 420 s) and is killed at 470 s.
-timeout 470 python3 -m workers.gpu_check --device "$device" --json "$out_dir/gpu_check.json" \
+timeout 470 python3 -m workers.tools.gpu_check --device "$device" --json "$out_dir/gpu_check.json" \
   --cache-dir "${TMPDIR:-/tmp}/voxfarm-inductor" ${args[@]+"${args[@]}"} 2>&1 | tee "$out_dir/gpu_check.log"

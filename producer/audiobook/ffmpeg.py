@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from shared.errors import FatalError, VoxfarmError
+from shared.errors import BadInputError, FatalError
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +22,13 @@ TIMEOUT_S = 3600.0
 """An M4B of a long book takes minutes; anything past an hour is stuck."""
 
 
-class EncoderError(VoxfarmError):
-    """ffmpeg refused an input or failed; the message carries the end of its log."""
+class EncoderError(BadInputError):
+    """ffmpeg refused an input or failed; the message carries the end of its log.
+
+    Bad input: the same audio or cover fails the same way however often it
+    is tried. A missing ffmpeg binary is a broken installation instead
+    (``FatalError``).
+    """
 
 
 @lru_cache(maxsize=1)

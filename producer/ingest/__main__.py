@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from producer.console import print_json
 from producer.ingest import load_book
 from shared.errors import VoxfarmError
 
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     except VoxfarmError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    print(json.dumps(report, ensure_ascii=False, indent=2))
+    print_json(report)
     return 0
 
 

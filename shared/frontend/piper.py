@@ -22,7 +22,8 @@ _ESPEAK_LOCK = threading.Lock()
 _PHONEMIZER: Any = None
 _PHONEME_BLOCK_SPLIT = r"(\[\[.*?\]\])"
 _CHINESE_ESPEAK_VOICES = ("cmn", "yue", "zh", "sit/")
-"""Pack pieces to this share of max_tokens, measured from the whole sentence's ids per character."""
+"""espeak-ng voices (prefixes) that read Chinese characters; a sentence with Chinese in it goes to ``cmn``
+when the voice's own espeak voice is none of these."""
 
 
 def _phonemizer() -> Any:

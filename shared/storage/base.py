@@ -10,8 +10,12 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.errors import BadInputError
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
 _SAFE_PART = re.compile(r"^[A-Za-z0-9._-]+$")
 
@@ -30,6 +34,18 @@ class Storage(ABC):
     """An object store rooted at one prefix."""
 
     url: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Storage:
+        """The configured store (``VOXFARM_STORAGE_URL``, or the local data folder), with its S3 endpoint and region.
+
+        Every process builds its storage here, so no caller can drop a setting.
+        """
+        from shared.storage import open_storage
+
+        return open_storage(
+            settings.effective_storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
+        )
 
     @abstractmethod
     def put_bytes(self, path: str, data: bytes, content_type: str = "application/octet-stream") -> None:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from shared.voices import VoiceFiles, bundled_voice
+from workers.devices import DeviceBackend, open_device
 from workers.engines.piper_onnx import PiperOnnxEngine
 from workers.engines.piper_torch import PiperTorchEngine
 
@@ -35,10 +36,16 @@ def phonemize(voice: VoiceFiles) -> Callable[[str], list[int]]:
 
 
 @pytest.fixture(scope="session")
-def onnx_engine(voice: VoiceFiles) -> PiperOnnxEngine:
-    return PiperOnnxEngine(voice, "cpu", threads=1)
+def cpu() -> DeviceBackend:
+    """The host's CPU, opened once as a worker opens its card."""
+    return open_device("cpu").backend
 
 
 @pytest.fixture(scope="session")
-def torch_engine(voice: VoiceFiles) -> PiperTorchEngine:
-    return PiperTorchEngine(voice, "cpu", compile=False, threads=1)
+def onnx_engine(voice: VoiceFiles, cpu: DeviceBackend) -> PiperOnnxEngine:
+    return PiperOnnxEngine(voice, cpu, threads=1)
+
+
+@pytest.fixture(scope="session")
+def torch_engine(voice: VoiceFiles, cpu: DeviceBackend) -> PiperTorchEngine:
+    return PiperTorchEngine(voice, cpu, compile=False, threads=1)

@@ -13,6 +13,7 @@ from shared.errors import DeviceError
 from shared.schema import SynthesisParams
 from shared.voices import VoiceFiles
 from tests.support.tiny_voice import build_tiny_voice
+from workers.devices import backend_class, parse_device_spec
 from workers.engines.base import EngineRequest
 from workers.engines.piper_onnx import PiperOnnxEngine
 
@@ -22,7 +23,8 @@ def test_a_provider_that_is_not_there_is_a_device_error_not_a_cpu_fallback(
     device: str, message: str, voice: VoiceFiles
 ) -> None:
     with pytest.raises(DeviceError, match=message):
-        PiperOnnxEngine(voice, device)
+        spec = parse_device_spec(device)
+        PiperOnnxEngine(voice, backend_class(spec.family)(spec.index))  # not opened: no such card here
 
 
 def test_padded_batch_items_keep_their_own_lengths(

@@ -17,10 +17,11 @@ from torch._dynamo.utils import counters
 from shared.errors import DeviceOutOfMemoryError
 from shared.schema import SynthesisParams
 from shared.voices import VoiceFiles
+from workers.devices import DeviceBackend
 from workers.engines.base import WarmupRecord
 from workers.engines.piper_onnx import PiperOnnxEngine
 from workers.engines.piper_torch import PiperTorchEngine
-from workers.engines.piper_torch.engine import FRAME_STEP, STATIC_FRAME_BUCKETS
+from workers.engines.piper_torch.frames import FRAME_STEP, STATIC_FRAME_BUCKETS
 
 SHORT = "Mrs."  # 17 tokens, 60-90 frames: fits the 32-token, 128-frame shape
 LONGER = "For this I had deprived myself of rest and health."  # 111 tokens, more frames than the largest bucket
@@ -28,10 +29,10 @@ LONGER = "For this I had deprived myself of rest and health."  # 111 tokens, mor
 
 @pytest.fixture(scope="module")
 def compiled(
-    voice: VoiceFiles, tmp_path_factory: pytest.TempPathFactory
+    voice: VoiceFiles, cpu: DeviceBackend, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[PiperTorchEngine, list[WarmupRecord], Path]:
     cache_dir = tmp_path_factory.mktemp("compile-cache")
-    engine = PiperTorchEngine(voice, "cpu", compile=True, cache_dir=cache_dir, frame_buckets=(64, 128))
+    engine = PiperTorchEngine(voice, cpu, compile=True, cache_dir=cache_dir, frame_buckets=(64, 128))
     records = engine.warmup([(32, 1)], frame_buckets=[128])
     return engine, records, cache_dir
 
@@ -97,8 +98,8 @@ def test_frames_past_the_largest_bucket_are_rendered_whole(
     assert max_abs_diff(output.audio[0], expected) < 1e-4
 
 
-def test_static_frame_buckets_round_up_past_the_largest(voice: VoiceFiles) -> None:
-    engine = PiperTorchEngine(voice, "cpu", compile=False, frame_buckets=STATIC_FRAME_BUCKETS)
+def test_static_frame_buckets_round_up_past_the_largest(voice: VoiceFiles, cpu: DeviceBackend) -> None:
+    engine = PiperTorchEngine(voice, cpu, compile=False, frame_buckets=STATIC_FRAME_BUCKETS)
     largest = STATIC_FRAME_BUCKETS[-1]
 
     assert engine.frames_bucket(1) == STATIC_FRAME_BUCKETS[0]
@@ -114,9 +115,9 @@ def test_symbolic_frame_buckets_are_steps_of_frame_step(torch_engine: PiperTorch
 
 
 def test_frame_buckets_share_a_graph_and_never_compile_after_warmup(
-    voice: VoiceFiles, phonemize: Callable[[str], list[int]]
+    voice: VoiceFiles, cpu: DeviceBackend, phonemize: Callable[[str], list[int]]
 ) -> None:
-    engine = PiperTorchEngine(voice, "cpu", compile=True, threads=2)
+    engine = PiperTorchEngine(voice, cpu, compile=True, threads=2)
     graphs_before = counters["stats"]["unique_graphs"]
     engine.warmup([(32, 1)], frame_buckets=[64, 80])
     graphs_after_warmup = counters["stats"]["unique_graphs"]
@@ -127,18 +128,18 @@ def test_frame_buckets_share_a_graph_and_never_compile_after_warmup(
     assert graphs_after_warmup - graphs_before == 2, "stage B compiled once per frame bucket"  # stage A + stage B
     assert counters["stats"]["unique_graphs"] == graphs_after_warmup, "a new frame count compiled after warm-up"
     assert [output.padded_frames for output in outputs] == [64, 128]
-    eager = PiperTorchEngine(voice, "cpu", compile=False)
+    eager = PiperTorchEngine(voice, cpu, compile=False)
     for item, output in zip((short, longer), outputs, strict=True):
         assert max_abs_diff(output.audio[0], eager.synthesize([item], pad_to=32).audio[0]) < 1e-4
 
 
 def test_frame_sorted_decoding_renders_each_item_as_alone_and_pads_less(
-    voice: VoiceFiles, phonemize: Callable[[str], list[int]]
+    voice: VoiceFiles, cpu: DeviceBackend, phonemize: Callable[[str], list[int]]
 ) -> None:
     texts = ["Mrs.", "Very well, said he.", "Hello.", "The sun set over the hills.", "No.", "It was late."]
     items = [request(phonemize(text), name=text) for text in texts]
-    plain = PiperTorchEngine(voice, "cpu", compile=False)
-    sorting = PiperTorchEngine(voice, "cpu", compile=False)
+    plain = PiperTorchEngine(voice, cpu, compile=False)
+    sorting = PiperTorchEngine(voice, cpu, compile=False)
     records = sorting.sort_by_frames({64: 2}, {64: 6})
 
     whole = plain.synthesize(items, pad_to=64)
@@ -152,8 +153,10 @@ def test_frame_sorted_decoding_renders_each_item_as_alone_and_pads_less(
         assert max_abs_diff(audio, plain.synthesize([item], pad_to=64).audio[0]) < 1e-4
 
 
-def test_a_batch_is_padded_up_to_a_warmed_batch_size(voice: VoiceFiles, phonemize: Callable[[str], list[int]]) -> None:
-    engine = PiperTorchEngine(voice, "cpu", compile=False)
+def test_a_batch_is_padded_up_to_a_warmed_batch_size(
+    voice: VoiceFiles, cpu: DeviceBackend, phonemize: Callable[[str], list[int]]
+) -> None:
+    engine = PiperTorchEngine(voice, cpu, compile=False)
     engine.warmup([(32, 3)], frame_buckets=[64])
     item = request(phonemize(SHORT))
 
@@ -166,9 +169,9 @@ def test_a_batch_is_padded_up_to_a_warmed_batch_size(voice: VoiceFiles, phonemiz
 
 
 def test_out_of_memory_in_a_frame_sorted_call_halves_the_decode_batches(
-    voice: VoiceFiles, phonemize: Callable[[str], list[int]], monkeypatch: pytest.MonkeyPatch
+    voice: VoiceFiles, cpu: DeviceBackend, phonemize: Callable[[str], list[int]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = PiperTorchEngine(voice, "cpu", compile=False)
+    engine = PiperTorchEngine(voice, cpu, compile=False)
     engine.sort_by_frames({32: 4}, {32: 16})
     items = [request(phonemize("Hello."), name=str(i)) for i in range(8)]
 

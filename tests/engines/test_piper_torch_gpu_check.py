@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from workers import gpu_check
+from workers.tools import gpu_check
 
 
 def test_gpu_check_dry_run_on_the_cpu_writes_parity_and_sweep_figures(tmp_path: Path) -> None:

@@ -119,7 +119,7 @@ def test_same_segment_twice_gives_identical_audio_and_other_keys_differ(
 def test_bf16_output_correlates_with_fp32(
     phonemize: Callable[[str], list[int]], torch_engine: PiperTorchEngine
 ) -> None:
-    bf16 = PiperTorchEngine(torch_engine.voice, "cpu", compile=False, precision="bf16")
+    bf16 = PiperTorchEngine(torch_engine.voice, torch_engine.backend, compile=False, precision="bf16")
     item = request(phonemize("The laboratory got hazy and went dark."))
 
     reference = torch_engine.synthesize([item], pad_to=128).audio[0]

@@ -11,7 +11,7 @@ import pytest
 from shared.engines import engine_spec
 from shared.errors import ConfigError, UnknownEngineError
 from shared.voices import VoiceFiles
-from workers.devices import FAMILIES
+from workers.devices import FAMILIES, DeviceBackend
 from workers.engines import create_engine, default_engine_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,8 +21,9 @@ def test_an_onnx_worker_never_imports_torch() -> None:
     script = (
         "import sys\n"
         "from shared.voices import bundled_voice\n"
+        "from workers.devices import open_device\n"
         "from workers.engines import create_engine\n"
-        "engine = create_engine('piper-onnx', bundled_voice(), 'cpu')\n"
+        "engine = create_engine('piper-onnx', bundled_voice(), open_device('cpu', needs_torch=False).backend)\n"
         "assert 'torch' not in sys.modules, 'piper-onnx pulled in torch'\n"
         "print(engine.name)\n"
     )
@@ -44,20 +45,20 @@ def test_every_family_has_a_default_engine_that_exists() -> None:
         default_engine_for("tpu")
 
 
-def test_create_engine_builds_the_torch_engine_lazily_with_its_options(voice: VoiceFiles) -> None:
-    engine = create_engine("piper-torch", voice, "cpu", precision="bf16", compile=False)
+def test_create_engine_builds_the_torch_engine_lazily_with_its_options(voice: VoiceFiles, cpu: DeviceBackend) -> None:
+    engine = create_engine("piper-torch", voice, cpu, precision="bf16", compile=False)
 
     assert type(engine).__module__.startswith("workers.engines.piper_torch")
     assert (engine.name, engine.version) == ("piper-torch", engine_spec("piper-torch").version)
     assert engine.sample_rate == voice.sample_rate
 
 
-def test_unknown_engines_and_options_an_engine_lacks_are_refused(voice: VoiceFiles) -> None:
+def test_unknown_engines_and_options_an_engine_lacks_are_refused(voice: VoiceFiles, cpu: DeviceBackend) -> None:
     with pytest.raises(UnknownEngineError):
-        create_engine("piper-tensorrt", voice, "cpu")
+        create_engine("piper-tensorrt", voice, cpu)
     with pytest.raises(ConfigError, match="fp32"):
-        create_engine("piper-onnx", voice, "cpu", precision="bf16")
+        create_engine("piper-onnx", voice, cpu, precision="bf16")
     with pytest.raises(ConfigError, match="precision"):
-        create_engine("piper-torch", voice, "cpu", precision="int4")
+        create_engine("piper-torch", voice, cpu, precision="int4")
     with pytest.raises(ConfigError, match="does not support fp16"):
-        create_engine("piper-torch", voice, "cpu", precision="fp16")
+        create_engine("piper-torch", voice, cpu, precision="fp16")

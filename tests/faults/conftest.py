@@ -102,6 +102,11 @@ def chapter_audio(storage: Storage, job: str) -> list[np.ndarray]:
 def assert_complete_and_identical(storage: Storage, redis_url: str, job: str, reference: Reference) -> None:
     """Done, one object per content key and nothing else, chapters sample-identical to the fault-free run."""
     assert wait_for_state(redis_url, job, {"done"}, 240) == "done"
+    assert_stored_and_identical(storage, job, reference)
+
+
+def assert_stored_and_identical(storage: Storage, job: str, reference: Reference, **figures: object) -> None:
+    """One object per content key of a finished job and nothing else, chapters sample-identical to the reference."""
     plan = JobPlan.model_validate_json(storage.get_bytes(plan_path(job)))
     expected = {segment_path(plan.voice, s.key) for s in plan.segments}
     stored = {path for path in storage.list("segments")}
@@ -109,7 +114,8 @@ def assert_complete_and_identical(storage: Storage, redis_url: str, job: str, re
     identical = len(chapters) == len(reference.chapters) and all(
         np.array_equal(ours, theirs) for ours, theirs in zip(chapters, reference.chapters, strict=False)
     )
-    record(segments=len(expected), lost=len(expected - stored), extra=len(stored - expected), identical=identical)
+    lost, extra = len(expected - stored), len(stored - expected)
+    record(segments=len(expected), lost=lost, extra=extra, identical=identical, **figures)
     assert stored == expected, {"missing": expected - stored, "extra": stored - expected}
     assert identical, "a chapter differs from the fault-free render"
 

@@ -1,11 +1,16 @@
-"""Faults injected into a real render: killed workers, a lost broker, a storage outage, poison,
-a broken engine, racing workers and a network partition. Nothing may be lost or stored twice.
+"""Faults injected into a real render: killed workers (also one of the embedded farm's), a lost
+broker, a storage outage, poison, a broken engine, racing workers and a network partition.
+Nothing may be lost or stored twice.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,8 +32,10 @@ from shared.settings import load_settings
 from shared.voices import VoiceRegistry
 from tests.faults.conftest import (
     FAST,
+    QUIET,
     Reference,
     assert_complete_and_identical,
+    assert_stored_and_identical,
     storage_for,
     submit,
     wait_done_at_least,
@@ -80,6 +87,59 @@ def test_sigterm_of_a_worker_mid_batch_drains_it(
     drained = stored_keys([first.log()])
     assert len(drained) == done_at_exit, "the drained worker left a segment half-done"
     assert not set(drained) & set(stored_keys([second.log()])), "a drained segment was rendered again"
+
+
+def embedded_workers(render: int) -> list[int]:
+    """PIDs of the `voxfarm worker` processes a render's embedded farm started."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == render and argv[1:4] == [b"-m", b"producer.cli", b"worker"]:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def test_sigkill_of_an_embedded_worker_mid_render(
+    farm_env: dict[str, str], reference: Reference, tmp_path: Path
+) -> None:
+    # The embedded default: no Redis configured, so `voxfarm render` starts its own farm (and the
+    # default visibility timeout of an hour: the render itself must queue again what the killed worker held).
+    env = {k: v for k, v in {**os.environ, **farm_env}.items() if k != "VOXFARM_REDIS_URL"}
+    output = tmp_path / "out"
+    with (tmp_path / "render.err").open("w+b") as errors:
+        book = write_fault_book(tmp_path)
+        render = subprocess.Popen(
+            [sys.executable, "-m", "producer.cli", "render", str(book), "-o", str(output), "--workers", "2", *QUIET],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+        )
+        try:
+            storage = storage_for(farm_env)
+            deadline = time.monotonic() + 240
+            while len(list(storage.list("segments"))) < 3:
+                assert render.poll() is None and time.monotonic() < deadline, "the render stopped or stalled"
+                time.sleep(0.05)
+            victim = embedded_workers(render.pid)[0]
+            os.kill(victim, signal.SIGKILL)
+            stored_at_kill = len(list(storage.list("segments")))
+            code = render.wait(240)
+        finally:
+            if render.poll() is None:
+                render.terminate()  # the render stops the farm it started
+                render.wait(60)
+            errors.seek(0)
+            stderr = errors.read().decode(errors="replace")
+    assert code == 0, stderr[-3000:]
+    assert stored_at_kill < reference.segments, "the render had finished before the kill"
+    job = json.loads((output / "manifest.json").read_text())["job"]
+    reported = re.search(r"restarted worker-\d \(exit code -9\)", stderr)
+    assert_stored_and_identical(storage, job, reference, restart_reported=reported is not None)
+    assert reported, stderr[-3000:]
 
 
 @pytest.fixture

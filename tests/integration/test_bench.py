@@ -66,6 +66,7 @@ def test_bench_reports_padding_sweep_and_end_to_end_figures(tmp_path: Path) -> N
     padding = report["padding_efficiency"]
     assert 0 < padding["bucketed"] <= 1 and 0 < padding["fifo"] <= 1
     assert padding["by_batch"]["1"]["fifo"]["frames"] == 1.0  # one item per batch: nothing to pad
+    assert padding["sample"]["whole_book"] and padding["sample"]["segments"] == padding["segments"] > 0
     assert {(row["bucket"], row["batch"]) for row in report["batch_sweep"]} == {(32, 1), (32, 2), (64, 1), (64, 2)}
     assert all(row["items_per_s"] > 0 and row["audio_s_per_s"] > 0 for row in report["batch_sweep"])
     e2e = report["e2e"]

@@ -93,3 +93,19 @@ def test_existence_by_head_and_by_shard_listing_agree(s3_server: SeaweedS3) -> N
     by_head = stored_keys(storage, "en_US-joe-medium", keys, list_threshold=10_000)
     by_listing = stored_keys(storage, "en_US-joe-medium", keys, list_threshold=10)
     assert by_head == by_listing == present
+
+
+def test_qwen_voice_commands_open_the_store_with_the_configured_region(s3_server: SeaweedS3) -> None:
+    from producer.qwen_voices import optional_storage
+    from shared.settings import load_settings
+    from shared.storage.s3 import S3Storage
+
+    settings = load_settings(
+        storage_url=f"s3://{s3_server.new_bucket()}/farm", s3_endpoint_url=s3_server.endpoint, s3_region="eu-central-1"
+    )
+
+    storage = optional_storage(settings, None)
+
+    assert isinstance(storage, S3Storage)
+    assert storage._client.meta.region_name == "eu-central-1"
+    assert storage._client.meta.endpoint_url == s3_server.endpoint

@@ -1,10 +1,21 @@
-"""The records the runner and warm-up produce, turned into series (no processes needed)."""
+"""The records the runner, warm-up, the message handler and the worker process produce, turned into series."""
 
 from __future__ import annotations
 
 from shared.metrics import worker_metrics
+from workers.devices.base import MemoryStats
 from workers.engines.base import WarmupRecord
-from workers.runner import BatchRecord, FailureRecord, UploadRecord
+from workers.records import (
+    BatchRecord,
+    DeadLetterRecord,
+    FailureRecord,
+    InFlightRecord,
+    ReadyRecord,
+    RetryRecord,
+    SegmentRecord,
+    UploadRecord,
+    WarmupSummary,
+)
 from workers.telemetry import MetricsObserver, WorkerIdentity, compile_cache_hit, record_warmup
 
 IDENTITY = WorkerIdentity("piper-torch", "en_US-joe-medium", "cuda", "3")
@@ -88,3 +99,38 @@ def test_known_label_sets_exist_at_zero_before_anything_happens() -> None:
     assert get("voxfarm_real_time_factor_ratio_count", {**LABELS, "bucket": "32"}) == 0
     assert get("voxfarm_segments_total", {**LABELS, "bucket": "64", "status": "rendered"}) == 0
     assert get("voxfarm_first_batch_seconds", LABELS) is None  # only once a batch ran
+
+
+def test_the_handler_and_the_process_report_segments_retries_readiness_warmup_and_memory_as_records() -> None:
+    metrics = worker_metrics()
+    observer = MetricsObserver(metrics, IDENTITY, edges=(32, 64))
+    warmed = [WarmupRecord(tokens=64, batch=4, frames=None, first_s=30.0, steady_s=0.1, eager_s=0.2)]
+
+    observer(ReadyRecord(False))
+    observer(WarmupSummary(12.5, "NVIDIA H200", "1", {"torch": "2.13.0"}, {32: 8, 64: 4}, warmed))
+    observer(ReadyRecord(True))
+    observer(InFlightRecord(+1))
+    observer(InFlightRecord(+1))
+    observer(InFlightRecord(-1))
+    observer(SegmentRecord(64, "rendered"))
+    observer(SegmentRecord(64, "exists"))
+    observer(RetryRecord("worker_fault"))
+    observer(RetryRecord("storage"))
+    observer(DeadLetterRecord("invalid"))
+    observer(MemoryStats(free_bytes=10, total_bytes=100, allocated_bytes=80, peak_bytes=90))
+
+    get = metrics.registry.get_sample_value
+    assert get("voxfarm_worker_ready", LABELS) == 1
+    assert get("voxfarm_warmup_seconds", LABELS) == 12.5
+    assert get("voxfarm_compile_cache_misses_total", LABELS) == 1
+    info = {**LABELS, "device": "NVIDIA H200", "engine_version": "1", "torch": "2.13.0"}
+    assert get("voxfarm_worker_info", info) == 1
+    assert get("voxfarm_tuned_batch_size_items", {**LABELS, "bucket": "32"}) == 8
+    assert get("voxfarm_inflight_segments", LABELS) == 1
+    assert get("voxfarm_segments_total", {**LABELS, "bucket": "64", "status": "rendered"}) == 1
+    assert get("voxfarm_segments_total", {**LABELS, "bucket": "64", "status": "exists"}) == 1
+    assert get("voxfarm_retries_total", {**LABELS, "reason": "worker_fault"}) == 1
+    assert get("voxfarm_retries_total", {**LABELS, "reason": "storage"}) == 1
+    assert get("voxfarm_dead_letters_total", {**LABELS, "reason": "invalid"}) == 1
+    assert get("voxfarm_device_memory_bytes", {**LABELS, "kind": "used"}) == 80
+    assert get("voxfarm_device_memory_bytes", {**LABELS, "kind": "reserved"}) is None  # the backend could not say

@@ -22,6 +22,7 @@ from shared.schema import VoiceConditioning
 from shared.storage import LocalStorage
 from tests.qwen.conftest import CHECKPOINTS, reference_wav
 from tests.support.qwen_fixture import CODE_GROUPS, MAX_NEW_TOKENS, MIN_FRAMES, SPEAKERS
+from workers.devices import open_device
 from workers.engines import create_engine
 from workers.engines.base import EngineRequest
 from workers.engines.qwen3.engine import Qwen3TTSEngine
@@ -36,7 +37,7 @@ TEXTS = [
 
 
 def _engine(store: ModelStore, mode: str, prompts: PromptStore | None = None) -> Qwen3TTSEngine:
-    engine = create_engine("qwen3-tts", store.resolve(CHECKPOINTS[mode]), "cpu", prompts=prompts)
+    engine = create_engine("qwen3-tts", store.resolve(CHECKPOINTS[mode]), open_device("cpu").backend, prompts=prompts)
     assert isinstance(engine, Qwen3TTSEngine)
     return engine
 

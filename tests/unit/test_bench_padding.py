@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import random
 
-from workers.bench import Item, bucketed_padding, fifo_padding
-from workers.engines.piper_torch.engine import (
+from producer.bench.padding import Item, bucketed_padding, fifo_padding
+from producer.bench.sentences import sample_segments
+from workers.engines.piper_torch.frames import (
     FRAME_STEP,
     STATIC_FRAME_BUCKETS,
     frame_bucket,
@@ -64,3 +65,25 @@ def test_one_item_per_batch_pads_frames_only_to_the_bucket_step() -> None:
     worst = sum(frame_bucket(i.frames, None) for i in items)
     assert single.computed_frames == worst
     assert fifo_padding(items, 1).frames == 1.0
+
+
+def test_the_padding_sample_is_seeded_runs_of_neighbours_in_book_order() -> None:
+    sample = sample_segments(6848, 2000, seed=1, run_length=200)
+
+    assert sample == sample_segments(6848, 2000, seed=1, run_length=200)
+    assert sample.indices != sample_segments(6848, 2000, seed=2, run_length=200).indices
+    assert len(sample.indices) == 2000 and sample.indices == sorted(set(sample.indices))
+    assert all(i % 200 == 0 or i - 1 in sample.indices for i in sample.indices)  # whole runs of neighbours
+    assert sample.as_dict() == {
+        "segments": 2000,
+        "book_segments": 6848,
+        "seed": 1,
+        "run_length": 200,
+        "whole_book": False,
+    }
+
+
+def test_a_book_no_longer_than_the_sample_is_measured_whole() -> None:
+    assert sample_segments(1958, 2000).indices == list(range(1958))
+    assert sample_segments(1958, 2000).whole_book
+    assert sample_segments(6848, 0).indices == list(range(6848))

@@ -203,7 +203,7 @@ def test_spawning_needs_a_single_device() -> None:
 
 
 def test_cpu_backend_runs_its_smoke_test_and_reports_memory_and_identity() -> None:
-    backend = open_device("cpu")
+    backend = open_device("cpu").backend
 
     backend.smoke_test()
     memory = backend.memory()

@@ -105,6 +105,11 @@ class DeviceBackend(ABC):
     (graph compilers that want every shape static, such as Ascend's)."""
     fatal_messages: ClassVar[tuple[str, ...]] = ()
     """Error text meaning the card itself is broken (the process must exit, not retry)."""
+    device_node: ClassVar[str | None] = None
+    """The driver's ``/dev`` node name before the card number (``davinci`` for ``/dev/davinci0``):
+    the default ``probe`` counts these. None where the family probes another way."""
+    product: ClassVar[str] = ""
+    """The cards' name in a probe's report (``Ascend NPU``)."""
 
     def __init__(self, index: int = 0) -> None:
         self.index = index
@@ -113,9 +118,23 @@ class DeviceBackend(ABC):
     # --- before the runtime exists -------------------------------------------------------
 
     @classmethod
-    @abstractmethod
     def probe(cls, root: Path = Path("/"), environ: MutableMapping[str, str] | None = None) -> ProbeResult:
-        """Count this family's cards from device nodes and the environment; imports nothing."""
+        """Count this family's cards from device nodes and the environment; imports nothing.
+
+        The default counts ``/dev/<device_node>N`` and narrows the count to
+        the visible-devices list; families found another way override it.
+        """
+        if cls.device_node is None:
+            raise NotImplementedError(f"{cls.__name__} names no device node to probe")
+        env = os.environ if environ is None else environ
+        nodes = f"/dev/{cls.device_node}"
+        found = count_device_nodes(root / "dev", rf"{re.escape(cls.device_node)}\d+")
+        if not found:
+            return ProbeResult(cls.family, 0, f"no {cls.product}: no {nodes}N nodes")
+        visible = visible_list(env.get(cls.visible_devices_env)) if cls.visible_devices_env else None
+        if visible is not None:
+            return ProbeResult(cls.family, min(len(visible), found), f"{found} {nodes}*, visible {visible}")
+        return ProbeResult(cls.family, found, f"{found} {nodes}* nodes")
 
     @classmethod
     def pin(cls, index: int, environ: MutableMapping[str, str] | None = None) -> None:

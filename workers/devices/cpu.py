@@ -53,7 +53,7 @@ class CpuBackend(DeviceBackend):
         return DeviceIdentity(
             "cpu",
             0,
-            _cpu_model() or platform.processor() or platform.machine(),
+            cpu_model() or platform.processor() or platform.machine(),
             {"torch": torch.__version__, "threads": str(torch.get_num_threads()), "machine": platform.machine()},
         )
 
@@ -76,7 +76,7 @@ def _meminfo() -> dict[str, int]:
     return values
 
 
-def _cpu_model() -> str | None:
+def cpu_model() -> str | None:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.lower().startswith(("model name", "cpu model")):

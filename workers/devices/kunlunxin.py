@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import DeviceError
-from workers.devices.base import DeviceIdentity, MemoryStats, ProbeResult, count_device_nodes, visible_list
+from workers.devices.base import DeviceIdentity, MemoryStats
 from workers.devices.cuda import TorchCudaRuntime
 
 if TYPE_CHECKING:
@@ -41,6 +41,8 @@ KUNLUN_DRIVER_VERSION = Path("/proc/kunlun/version")
 class KunlunxinBackend(TorchCudaRuntime):
     family = "kunlunxin"
     visible_devices_env = "XPU_VISIBLE_DEVICES"
+    device_node = "xpu"
+    product = "Kunlunxin XPU"
     vendor_module = "torch_xmlir"
     # The vendor's own serving stack runs eager: Inductor needs Kunlunxin's Triton build.
     compiles_by_default = False
@@ -50,17 +52,6 @@ class KunlunxinBackend(TorchCudaRuntime):
         super().__init__(index)
         self.mode: str | None = None
         """``cuda`` (CUDA-compatible plugin) or ``xpu`` (private device) once initialised."""
-
-    @classmethod
-    def probe(cls, root: Path = Path("/"), environ: MutableMapping[str, str] | None = None) -> ProbeResult:
-        env = os.environ if environ is None else environ
-        found = count_device_nodes(root / "dev", r"xpu\d+")
-        if not found:
-            return ProbeResult("kunlunxin", 0, "no Kunlunxin XPU: no /dev/xpuN nodes")
-        visible = visible_list(env.get("XPU_VISIBLE_DEVICES"))
-        if visible is not None:
-            return ProbeResult("kunlunxin", min(len(visible), found), f"{found} /dev/xpu*, visible {visible}")
-        return ProbeResult("kunlunxin", found, f"{found} /dev/xpu* nodes")
 
     @classmethod
     def pin(cls, index: int, environ: MutableMapping[str, str] | None = None) -> None:

@@ -10,13 +10,12 @@ driver's ``/dev/davinciN`` nodes.
 from __future__ import annotations
 
 import importlib
-import os
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from shared.errors import DeviceError
-from workers.devices.base import DeviceIdentity, ProbeResult, count_device_nodes, visible_list
+from workers.devices.base import DeviceIdentity
 from workers.devices.plugin import TorchPluginRuntime
 
 ASCEND_DRIVER_VERSION = Path("/usr/local/Ascend/driver/version.info")
@@ -26,20 +25,11 @@ class NpuBackend(TorchPluginRuntime):
     family = "npu"
     torch_type = "npu"
     visible_devices_env = "ASCEND_RT_VISIBLE_DEVICES"
+    device_node = "davinci"
+    product = "Ascend NPU"
     vendor_module = "torch_npu"
     static_frames = True
     fatal_messages = ("device lost", "aicore exception", "task abort", "heartbeat lost")
-
-    @classmethod
-    def probe(cls, root: Path = Path("/"), environ: MutableMapping[str, str] | None = None) -> ProbeResult:
-        env = os.environ if environ is None else environ
-        found = count_device_nodes(root / "dev", r"davinci\d+")
-        if not found:
-            return ProbeResult("npu", 0, "no Ascend NPU: no /dev/davinciN nodes")
-        visible = visible_list(env.get("ASCEND_RT_VISIBLE_DEVICES"))
-        if visible is not None:
-            return ProbeResult("npu", min(len(visible), found), f"{found} /dev/davinci*, visible {visible}")
-        return ProbeResult("npu", found, f"{found} /dev/davinci* nodes")
 
     def compile_backend(self) -> str | Callable[..., Any]:
         """TorchAir: graphs go to Ascend's graph engine instead of Inductor/Triton."""

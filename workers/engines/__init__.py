@@ -16,6 +16,7 @@ from shared.errors import ConfigError, UnknownEngineError
 if TYPE_CHECKING:
     from shared.qwen.store import ModelFiles
     from shared.voices import VoiceFiles
+    from workers.devices.base import DeviceBackend
     from workers.engines.base import Engine
     from workers.engines.qwen3.prompts import PromptStore
 
@@ -28,7 +29,7 @@ ENGINES: dict[str, tuple[str, str]] = {
 #: The engine a worker uses when none is configured, per device family. On
 #: the CPU, onnxruntime was measured faster than the PyTorch port both eager
 #: and compiled, one thread, batch 1 and batched (docs/engines.md,
-#: ``python -m workers.bench_engines``). On accelerators the PyTorch port is
+#: ``python -m workers.tools.bench_engines``). On accelerators the PyTorch port is
 #: the one engine that runs on every family (onnxruntime has no MLU or
 #: Kunlunxin provider, and its CANN/MIGraphX providers are separate builds).
 DEFAULT_ENGINES: dict[str, str] = {
@@ -52,7 +53,7 @@ def default_engine_for(family: str) -> str:
 def create_engine(
     name: str,
     voice: VoiceFiles | ModelFiles,
-    device: str = "cpu",
+    backend: DeviceBackend,
     *,
     threads: int = 1,
     cache_dir: Path | None = None,
@@ -60,7 +61,11 @@ def create_engine(
     compile: bool | None = None,
     prompts: PromptStore | None = None,
 ) -> Engine:
-    """Load ``voice`` (a Piper voice, or a Qwen3-TTS checkpoint) with engine ``name`` onto ``device``."""
+    """Load ``voice`` (a Piper voice, or a Qwen3-TTS checkpoint) with engine ``name`` onto an opened card.
+
+    ``backend`` is the card ``workers.devices.open_device`` opened: engines
+    run on it and never open a device themselves.
+    """
     try:
         module_name, class_name = ENGINES[name]
     except KeyError:
@@ -73,12 +78,12 @@ def create_engine(
     if name == "qwen3-tts":
         if compile:
             raise ConfigError("qwen3-tts runs eagerly (Hugging Face generate); it has no compiled graphs")
-        qwen: Engine = engine_class(voice, device, threads=threads, precision=precision, prompts=prompts)
+        qwen: Engine = engine_class(voice, backend, threads=threads, precision=precision, prompts=prompts)
         return qwen
     if name == "piper-onnx":
         if precision != "fp32" or compile:
             raise ConfigError("piper-onnx runs the voice as exported (fp32, no compile); use piper-torch for those")
-        engine: Engine = engine_class(voice, device, threads=threads)
+        engine: Engine = engine_class(voice, backend, threads=threads)
         return engine
-    engine = engine_class(voice, device, threads=threads, cache_dir=cache_dir, precision=precision, compile=compile)
+    engine = engine_class(voice, backend, threads=threads, cache_dir=cache_dir, precision=precision, compile=compile)
     return engine

@@ -16,8 +16,13 @@ from typing import ClassVar
 
 import numpy as np
 
+from shared.engines import engine_spec
 from shared.quality import DEFAULT_LIMITS, QualityLimits
 from shared.schema import SynthesisParams, VoiceConditioning
+
+SPEECH_LIKE_IDS = (20, 0, 14, 0, 31, 0, 32, 0, 59, 0, 26, 0, 3, 0)
+"""Piper phoneme ids interleaved with pads, as a real sentence has them: the canary request and the synthetic
+requests of warm-up and tuning are made of it."""
 
 
 @dataclass(frozen=True)
@@ -61,10 +66,14 @@ class Engine(ABC):
     """A loaded model on one device."""
 
     name: ClassVar[str]
-    version: ClassVar[str]
     sample_rate: int
     quality_limits: ClassVar[QualityLimits] = DEFAULT_LIMITS
     """What the quality gate checks this engine's takes against (the defaults were measured on Piper)."""
+
+    @property
+    def version(self) -> str:
+        """The output version, declared once in ``shared.engines`` because content keys include it."""
+        return engine_spec(self.name).version
 
     @abstractmethod
     def synthesize(self, batch: Sequence[EngineRequest], pad_to: int) -> EngineOutput:
@@ -88,8 +97,7 @@ class Engine(ABC):
 
     def canary_request(self) -> EngineRequest:
         """A known-good request: if this fails too, the engine or card is broken, not the segment."""
-        pattern = [20, 0, 14, 0, 31, 0, 32, 0, 59, 0, 26, 0, 3, 0]
-        return EngineRequest(key="0" * 64, ids=[1, *pattern, 2])
+        return EngineRequest(key="0" * 64, ids=[1, *SPEECH_LIKE_IDS, 2])
 
     def close(self) -> None:  # noqa: B027 - optional hook: most engines hold nothing to release
         """Release the device; called once at worker exit."""

@@ -15,6 +15,7 @@ import numpy as np
 
 from shared.errors import DeviceError, EngineError
 from shared.voices import VoiceFiles
+from workers.devices.base import DeviceBackend
 from workers.engines.base import Engine, EngineOutput, EngineRequest, WarmupRecord
 
 #: Execution providers to ask for, per device family. onnxruntime silently
@@ -28,25 +29,26 @@ PROVIDERS_BY_FAMILY: dict[str, list[str]] = {
 }
 
 
-def _family(device: str) -> tuple[str, int]:
-    family, _, index = device.partition(":")
-    return family, int(index) if index.isdigit() else 0
-
-
 class PiperOnnxEngine(Engine):
     name = "piper-onnx"
-    version = "1"
 
-    def __init__(self, voice: VoiceFiles, device: str = "cpu", *, threads: int = 1) -> None:
+    def __init__(self, voice: VoiceFiles, backend: DeviceBackend | None = None, *, threads: int = 1) -> None:
+        """Load ``voice`` for the opened card ``backend`` (None: the host's CPU, which needs nothing opened).
+
+        onnxruntime drives the card itself: only the card's family and its
+        index in this process are taken from the backend.
+        """
         import onnx
         import onnxruntime as ort
         from piper.patch_voice_with_alignment import add_alignment_output
 
+        family, local_index, device = "cpu", 0, "cpu"
+        if backend is not None and backend.family != "cpu":
+            family, local_index, device = backend.family, backend.local_index(), f"{backend.family}:{backend.index}"
         self.voice = voice
         self.device = device
         self.sample_rate = voice.sample_rate
         self.hop_length = int(voice.config.get("hop_length", 256))
-        family, local_index = _family(device)
         wanted = PROVIDERS_BY_FAMILY.get(family)
         if wanted is None:
             raise DeviceError(f"piper-onnx has no onnxruntime provider for device family {family!r}; use piper-torch")

@@ -2,18 +2,8 @@
 
 A batch runs in two stages with one host sync between them (see ``model``):
 stage A on ``[B, L]`` tokens, then the frame totals pick a frame bucket
-``T``, then stage B on ``[B, C, T]``. Batches are padded up to a batch size
-the engine was warmed up with, so the shapes a worker meets are the shapes
-it compiled; after warm-up, a shape outside that set (an unusually long
-segment, an unusual batch) runs eagerly instead of stalling on a compile.
-
-Frame buckets are multiples of ``FRAME_STEP`` frames, and stage B is
-compiled once per batch size with a symbolic frame axis, so a bucket costs
-no compile and a batch pads at most ``FRAME_STEP - 1`` frames per item. Device
-families whose graph compilers want every shape static (``static_frames``)
-use the geometric ``STATIC_FRAME_BUCKETS`` instead, one graph each; frames
-beyond the largest round up to a multiple of it: long segments are slower,
-never dropped.
+``T`` (``frames``), then stage B on ``[B, C, T]``. When and how the stages
+are compiled, and how compiles stay off the serving path, is ``compiling``.
 
 Frame-sorted decoding: the frame count of a segment is only known after
 stage A, and items with the same token count differ by about 9% in frames.
@@ -27,10 +17,9 @@ computed frame above 0.9 at a batch of 16 (see ``voxfarm bench``).
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,54 +29,32 @@ import torch
 
 from shared.errors import BadInputError, ConfigError, DeviceError, DeviceOutOfMemoryError, EngineError
 from shared.voices import VoiceFiles
-from workers.devices import open_device
+from workers.devices.base import DeviceBackend
 from workers.engines.base import Engine, EngineOutput, EngineRequest, WarmupRecord
+from workers.engines.piper_torch.compiling import (
+    compile_stages,
+    compiled_pays,
+    mark_symbolic_frames,
+    nearest_warmed,
+    no_compiling_after_warmup,
+)
+from workers.engines.piper_torch.frames import (
+    STATIC_FRAME_BUCKETS,
+    frame_bucket,
+    frame_buckets_for,
+    frame_sorted_batches,
+)
 from workers.engines.piper_torch.model import AudioStage, DurationStage, build_stages
 from workers.engines.piper_torch.noise import SegmentNoise
 from workers.engines.piper_torch.onnx_weights import load_voice_weights
 
 log = logging.getLogger(__name__)
 
-#: Frame buckets on a symbolic frame axis (1 frame = hop samples, 11.6 ms at 22050 Hz with hop 256).
-FRAME_STEP = 16
-#: Static frame buckets: steps of 1.33-1.5x, so a batch pads at most a third of its frames; the last
-#: one is 47 s of audio.
-STATIC_FRAME_BUCKETS = (64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
 #: Stage A pads its outputs to this many tokens so stage B compiles per (batch, frames) only.
 TOKEN_CAPACITY = 512
-#: Frames per token seen at length_scale 1 (Piper ids interleave a pad id after every phoneme):
-#: warm-up compiles the frame buckets this range implies for each token bucket.
-FRAMES_PER_TOKEN = (1.0, 4.0)
 #: Stage B's arithmetic. ``tf32`` keeps fp32 tensors but lets CUDA-family matmuls and convolutions
 #: round inputs to TensorFloat-32; ``fp32`` turns that off, so it matches onnxruntime to 1e-4.
 PRECISIONS = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def frame_bucket(frames: int, buckets: Sequence[int] | None) -> int:
-    """The frame count a batch whose longest item has ``frames`` is padded to.
-
-    ``buckets`` None: the next multiple of FRAME_STEP (a symbolic frame axis).
-    Otherwise the smallest static bucket that holds it; past the largest, a
-    multiple of the largest.
-    """
-    if buckets is None:
-        return max(1, math.ceil(frames / FRAME_STEP)) * FRAME_STEP
-    for bucket in buckets:
-        if frames <= bucket:
-            return bucket
-    return math.ceil(frames / buckets[-1]) * buckets[-1]
-
-
-def frame_sorted_batches(frame_counts: Sequence[int], size: int) -> list[list[int]]:
-    """Indices of the items sorted by frames, cut into batches of ``size``: similar lengths decode together."""
-    order = sorted(range(len(frame_counts)), key=lambda index: frame_counts[index])
-    return [order[start : start + size] for start in range(0, len(order), size)]
-
-
-def _nearest_warmed(shapes: set[tuple[int, int]], size: int) -> int:
-    """The smallest warmed batch size that holds ``size`` items; ``size`` itself when none does."""
-    warmed = sorted(batch for batch, _ in shapes if batch >= size)
-    return warmed[0] if warmed else size
 
 
 @dataclass
@@ -120,13 +87,12 @@ class PiperTorchEngine(Engine):
     """A Piper voice as two (optionally compiled) PyTorch stages on one device."""
 
     name = "piper-torch"
-    version = "1"
     sorts_by_frames = True
 
     def __init__(
         self,
         voice: VoiceFiles,
-        device: str = "cpu",
+        backend: DeviceBackend,
         *,
         cache_dir: Path | None = None,
         precision: str = "fp32",
@@ -143,12 +109,12 @@ class PiperTorchEngine(Engine):
             raise ConfigError(f"frame buckets must be increasing positive integers, got {list(frame_buckets)}")
         if int(voice.config.get("num_speakers", 1)) > 1:
             raise BadInputError(f"voice {voice.id} is multi-speaker; piper-torch supports single-speaker voices only")
-        self.backend = open_device(device)
-        self.device = self.backend.device
+        self.backend = backend
+        self.device = backend.device
         self.precision = precision
         self.dtype = PRECISIONS[precision]
         if not self.backend.supports_dtype(self.dtype) or (precision == "tf32" and self.device.type != "cuda"):
-            raise ConfigError(f"{device} does not support {precision}; use fp32")
+            raise ConfigError(f"{self.device} does not support {precision}; use fp32")
         if self.device.type == "cuda":
             # Process-wide switches; a worker process holds one engine.
             torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
@@ -176,7 +142,9 @@ class PiperTorchEngine(Engine):
         self._stage_a: Any = self._eager_a
         self._stage_b: Any = self._eager_b
         if self.compiled:
-            self._compile()
+            self._stage_a, self._stage_b = compile_stages(
+                backend, (self._eager_a, self._eager_b), symbolic_frames=self.frame_buckets is None, cache_dir=cache_dir
+            )
         self._warm_a: set[tuple[int, int]] = set()
         self._warm_b: set[tuple[int, int]] = set()
 
@@ -184,18 +152,6 @@ class PiperTorchEngine(Engine):
     def stages(self) -> tuple[DurationStage, AudioStage]:
         """The two eager modules (stage A, stage B), e.g. for ``torch._dynamo.explain``."""
         return self._eager_a, self._eager_b
-
-    def _compile(self) -> None:
-        if self.cache_dir is not None:
-            self.backend.configure_compile_cache(self.cache_dir)
-
-        def fell_back(exc: BaseException) -> None:
-            log.warning("compiling piper-torch on %s failed; running eagerly: %s", self.device, exc)
-
-        self._stage_a = self.backend.compile(self._eager_a, on_fallback=fell_back)
-        self._stage_b = self.backend.compile(
-            self._eager_b, on_fallback=fell_back, marked_dynamic=self.frame_buckets is None
-        )
 
     # --- synthesis -------------------------------------------------------------------------
 
@@ -239,16 +195,7 @@ class PiperTorchEngine(Engine):
             return [int(count) for count in frames[: len(batch)].cpu()]
 
     def _no_compiling_after_warmup(self) -> AbstractContextManager[Any]:
-        """After warm-up a shape no graph covers runs eagerly instead of stalling the card on a compile.
-
-        That covers an unusual batch or token shape, a static frame bucket
-        warm-up did not reach, and a split of a symbolic frame axis that a
-        compiler makes (the CPU's convolution heuristics guard on sizes).
-        """
-        if self.compiled and self._warm_a:
-            stance: AbstractContextManager[Any] = torch.compiler.set_stance("eager_on_recompile")
-            return stance
-        return nullcontext()
+        return no_compiling_after_warmup(self.compiled and bool(self._warm_a))
 
     def _shrink_decode_size(self, edge: int, items: int) -> None:
         """Out of memory on a frame-sorted call: halve its decode batches too, not only the call.
@@ -264,11 +211,11 @@ class PiperTorchEngine(Engine):
 
     def _batch_rows(self, size: int) -> int:
         """Pad stage A's batch up to the nearest warmed batch size, so no new shape is met."""
-        return _nearest_warmed(self._warm_a, size)
+        return nearest_warmed(self._warm_a, size)
 
     def _decode_rows(self, size: int) -> int:
         """Pad stage B's batch likewise."""
-        return _nearest_warmed(self._warm_b, size)
+        return nearest_warmed(self._warm_b, size)
 
     def _decode_groups(self, frame_counts: Sequence[int], rows: int, real: int, pad_to: int) -> list[list[int]]:
         """Which rows of stage A each stage-B call decodes, in order.
@@ -375,7 +322,7 @@ class PiperTorchEngine(Engine):
                 noise[position, :, :count] = latent[:, :count]
         inputs = self._inputs_b(durations, mean, log_scale, frames, noise, noise_scale)
         if self.compiled and self.frame_buckets is None:
-            torch._dynamo.mark_dynamic(inputs[4], 2)
+            mark_symbolic_frames(inputs[4])
         audio = (stage_b or self._stage_b)(*inputs)
         return audio.float().cpu().numpy(), bucket
 
@@ -420,20 +367,8 @@ class PiperTorchEngine(Engine):
     # --- warm-up ---------------------------------------------------------------------------
 
     def frame_buckets_for(self, tokens: int) -> list[int]:
-        """The frame buckets a token bucket's batches land in at ordinary speeds (see FRAMES_PER_TOKEN).
-
-        On a symbolic frame axis one graph normally serves them all: warm-up
-        runs a ladder from the shortest to the longest, doubling, which compiles
-        once and catches any split of the range a compiler makes.
-        """
-        low = self.frames_bucket(max(1, int(tokens / 2 * FRAMES_PER_TOKEN[0])))
-        high = self.frames_bucket(int(tokens * FRAMES_PER_TOKEN[1]))
-        if self.frame_buckets is None:
-            ladder = [low]
-            while ladder[-1] < high:
-                ladder.append(min(self.frames_bucket(2 * ladder[-1]), high))
-            return ladder
-        return [bucket for bucket in self.frame_buckets if low <= bucket <= high] or [high]
+        """The frame buckets warm-up runs for a token bucket (see ``frames.frame_buckets_for``)."""
+        return frame_buckets_for(tokens, self.frame_buckets)
 
     def warmup(
         self, shapes: Iterable[tuple[int, int]], frame_buckets: Sequence[int] | None = None
@@ -457,13 +392,7 @@ class PiperTorchEngine(Engine):
                 records.append(WarmupRecord(tokens, batch, frames, first, steady, eager_s=eager_s))
                 self._warm_a.add((batch, tokens))
                 self._warm_b.add((batch, frames))
-        compiled_s = sum(r.steady_s for r in records)
-        if (
-            self.compiled
-            and self._decide_by_measurement
-            and records
-            and compiled_s >= sum(r.eager_s or 0 for r in records)
-        ):
+        if self.compiled and self._decide_by_measurement and not compiled_pays(records):
             log.info("compiled piper-torch is not faster than eager on %s; running eagerly", self.device)
             self._stage_a, self._stage_b, self.compiled = self._eager_a, self._eager_b, False
         return records

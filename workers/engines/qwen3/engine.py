@@ -35,7 +35,7 @@ from shared.quality import QualityLimits
 from shared.qwen import MODEL_TYPES
 from shared.qwen.store import ModelFiles
 from shared.schema import VoiceConditioning
-from workers.devices import open_device
+from workers.devices.base import DeviceBackend
 from workers.engines.base import Engine, EngineOutput, EngineRequest, WarmupRecord
 from workers.engines.qwen3.prompts import ClonePrompt, PromptStore
 from workers.engines.qwen3.sampling import Sampling, seeded_generation
@@ -74,13 +74,12 @@ class Qwen3TTSEngine(Engine):
     """A Qwen3-TTS checkpoint on one device."""
 
     name = "qwen3-tts"
-    version = "1"
     quality_limits = QUALITY_LIMITS
 
     def __init__(
         self,
         model: ModelFiles,
-        device: str = "cpu",
+        backend: DeviceBackend,
         *,
         threads: int = 1,
         precision: str = "fp32",
@@ -94,7 +93,7 @@ class Qwen3TTSEngine(Engine):
         if precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {precision!r} for qwen3-tts; use one of: {', '.join(PRECISIONS)}")
         transformers.logging.set_verbosity_error()
-        self.backend = open_device(device)
+        self.backend = backend
         self.device = self.backend.device
         if self.device.type == "cpu" and threads > 0:
             torch.set_num_threads(threads)

@@ -27,6 +27,7 @@ import numpy as np
 
 from shared.errors import NotFoundError
 from shared.qwen.voices import prompt_path
+from shared.redis_keys import prompt_lock_key
 from shared.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ class PromptStore:
             return None
 
     def _compute_once(self, key: str, compute: Callable[[], ClonePrompt]) -> ClonePrompt:
-        lock = f"voxfarm:qwen3:prompt-lock:{key}"
+        lock = prompt_lock_key(key)
         deadline = time.monotonic() + self.wait_s
         forced = False
         while True:

@@ -6,7 +6,7 @@ from shared.errors import ConfigError
 from shared.names import check_voice_id
 from shared.qwen.voices import QwenVoiceRegistry
 from shared.settings import Settings
-from shared.storage import open_storage
+from shared.storage import Storage
 
 
 def checkpoint_to_serve(settings: Settings, model: str | None, voice: str | None) -> str:
@@ -18,9 +18,7 @@ def checkpoint_to_serve(settings: Settings, model: str | None, voice: str | None
     if model:
         return check_voice_id(model)
     if voice:
-        storage = open_storage(
-            settings.effective_storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
-        )
+        storage = Storage.from_settings(settings)
         spec = QwenVoiceRegistry(settings.voices_dir, storage).find(voice)
         if spec is not None:
             return spec.model

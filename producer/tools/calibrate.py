@@ -1,6 +1,6 @@
 """Measure what the quality gate and the leveller see on real sentences (the figures in docs/audiobook.md).
 
-    python -m producer.audiobook.calibrate BOOK.epub [BOOK.epub ...] [--per-book 60] [--seed 1]
+    python -m producer.tools.calibrate BOOK.epub [BOOK.epub ...] [--per-book 60] [--seed 1]
 
 Draws sentences at random from each book, synthesises them one by one with
 the default voice on the CPU (piper-onnx, the voice's own noise settings),
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from workers.engines.base import EngineRequest
     from workers.engines.piper_onnx import PiperOnnxEngine
 
-    parser = argparse.ArgumentParser(prog="python -m producer.audiobook.calibrate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m producer.tools.calibrate", description=__doc__.split("\n")[0])
     parser.add_argument("books", nargs="+", type=Path)
     parser.add_argument("--per-book", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)

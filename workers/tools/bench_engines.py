@@ -1,6 +1,6 @@
 """Side-by-side engine benchmark: onnxruntime, PyTorch eager and PyTorch compiled, one run.
 
-    python -m workers.bench_engines --json out.json [--device cpu] [--threads 1] [--batch 4]
+    python -m workers.tools.bench_engines --json out.json [--device cpu] [--threads 1] [--batch 4]
 
 Every engine synthesises the same sentences (CC0 text from H. G. Wells, The
 Time Machine, Standard Ebooks), one at a time and in padded batches of
@@ -109,13 +109,16 @@ def run(
     plans = {"batch1": batches(requests, 1), f"batch{batch}": batches(requests, batch)}
     engines: dict[str, Engine] = {}
     setup: dict[str, dict[str, float]] = {}
+    from workers.devices import open_device
+
+    backend = open_device(device).backend
     for variant in variants:
         name, compile_flag = ENGINE_VARIANTS[variant]
         started = time.perf_counter()
         options: dict[str, Any] = {"threads": threads}
         if name == "piper-torch":
             options.update(compile=compile_flag, cache_dir=cache_dir)
-        engines[variant] = create_engine(name, voice, device, **options)
+        engines[variant] = create_engine(name, voice, backend, **options)
         loaded = time.perf_counter() - started
         warm = sum(timed_pass(engines[variant], plan)[0] for plan in plans.values())
         setup[variant] = {"load_s": round(loaded, 3), "warm_pass_s": round(warm, 3)}
@@ -154,7 +157,7 @@ def run(
         "repeat": repeat,
         "torch": torch.__version__,
         "onnxruntime": _version("onnxruntime"),
-        "command": "python -m workers.bench_engines " + " ".join(sys.argv[1:]),
+        "command": "python -m workers.tools.bench_engines " + " ".join(sys.argv[1:]),
         "results": results,
     }
 
@@ -174,7 +177,7 @@ def _progress(line: str, sink: Callable[[str], object] = print) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workers.bench_engines", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m workers.tools.bench_engines", description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads per engine (one farm worker's share)")

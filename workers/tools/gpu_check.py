@@ -1,7 +1,7 @@
 """A short, prepared accelerator check of piper-torch: parity with onnxruntime, then a batch-size sweep.
 
-    python -m workers.gpu_check --device cuda:0 --json out.json [--budget-s 420]
-    python -m workers.gpu_check --device cpu --quick --json out.json     # dry run anywhere
+    python -m workers.tools.gpu_check --device cuda:0 --json out.json [--budget-s 420]
+    python -m workers.tools.gpu_check --device cpu --quick --json out.json     # dry run anywhere
 
 1. The card: identity, runtime versions, memory, and the smoke test.
 2. Parity: sentences in every token bucket (32..512) synthesised with noise
@@ -34,9 +34,10 @@ import numpy as np
 from shared.errors import DeviceOutOfMemoryError
 from shared.schema import SynthesisParams
 from shared.voices import VoiceFiles, bundled_voice
+from workers.devices.base import DeviceBackend
 from workers.engines.base import EngineRequest
 
-DEFAULT_IDS = Path(__file__).resolve().parents[1] / "deploy" / "gpu" / "sentences.json"
+DEFAULT_IDS = Path(__file__).resolve().parents[2] / "deploy" / "gpu" / "sentences.json"
 BUCKETS = (32, 64, 128, 256, 512)
 BATCHES = (1, 2, 4, 8, 16, 32, 64)
 NOISE_OFF = SynthesisParams(noise_scale=0.0, noise_w=0.0)
@@ -49,7 +50,7 @@ def write_ids(path: Path, voice: VoiceFiles) -> None:
     """Phonemize the sample sentences here (piper-tts + espeak) and store their ids per bucket."""
     from piper import PiperVoice
 
-    from workers.bench_engines import SAMPLE_TEXT
+    from workers.tools.bench_engines import SAMPLE_TEXT
 
     piper_voice = PiperVoice.load(voice.model_path, config_path=voice.config_path)
     sentences = [*SHORT_TEXTS, *(s.strip() + "." for s in SAMPLE_TEXT.split(". ") if s.strip())]
@@ -109,16 +110,15 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
     budget = Budget(args.budget_s)
     voice = _voice(args.voice_dir)
     report: dict[str, Any] = {"device": args.device, "budget_s": args.budget_s, "complete": False}
-    backend = open_device(args.device)
-    backend.smoke_test()
+    backend = open_device(args.device).backend  # runs the smoke test
     identity = backend.identity()
     report["identity"] = {"name": identity.name, **identity.runtime}
     groups = by_bucket(json.loads(args.ids.read_text())["sentences"])
     buckets = BUCKETS[:2] if args.quick else BUCKETS
     batches = BATCHES[:2] if args.quick else BATCHES
 
-    engine = PiperTorchEngine(voice, args.device, compile=False, precision="fp32")
-    reference = PiperOnnxEngine(voice, "cpu", threads=4)
+    engine = PiperTorchEngine(voice, backend, compile=False, precision="fp32")
+    reference = PiperOnnxEngine(voice, threads=4)
     parity = []
     for edge in buckets:
         for ids in groups[edge][:2]:
@@ -140,7 +140,7 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
         engine=engine, backend=backend, groups=groups, buckets=buckets, batches=batches, budget=budget, reps=args.reps
     )
     if args.compiled and budget.left() > 60:
-        report["compiled"] = compiled_points(voice, args, groups, budget)
+        report["compiled"] = compiled_points(voice, backend, args, groups, budget)
     report["memory"] = vars(backend.memory())
     report["elapsed_s"] = round(budget.elapsed(), 1)
     report["complete"] = budget.left() > 0
@@ -181,11 +181,15 @@ def sweep(
 
 
 def compiled_points(
-    voice: VoiceFiles, args: argparse.Namespace, groups: dict[int, list[list[int]]], budget: Budget
+    voice: VoiceFiles,
+    backend: DeviceBackend,
+    args: argparse.Namespace,
+    groups: dict[int, list[list[int]]],
+    budget: Budget,
 ) -> list[dict[str, Any]]:
     from workers.engines.piper_torch import PiperTorchEngine
 
-    engine = PiperTorchEngine(voice, args.device, compile=True, cache_dir=args.cache_dir, precision=args.precision)
+    engine = PiperTorchEngine(voice, backend, compile=True, cache_dir=args.cache_dir, precision=args.precision)
     results = []
     for point in args.compiled.split(","):
         if budget.left() < 90:
@@ -244,7 +248,7 @@ def _say(line: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workers.gpu_check", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m workers.tools.gpu_check", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda:0")
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--ids", type=Path, default=DEFAULT_IDS, help="token ids per sentence (see --write-ids)")

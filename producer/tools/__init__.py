@@ -1,0 +1,1 @@
+"""Tools run by hand on the control side, not part of serving: calibration of the quality gate and leveller."""
