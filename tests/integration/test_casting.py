@@ -43,6 +43,8 @@ Holmes smiled. “It is my business to know what other people do not know.”
 “Is he always like this?” the tall man whispered to nobody in particular.
 
 Nobody answered him. The fire crackled in the grate.
+
+“你好，朋友。”
 """
 
 CAST = """narrator = "joe-narrator"
@@ -126,6 +128,10 @@ def test_a_chapter_read_by_three_voices_and_recast_re_renders_only_that_characte
     assert manifest["cast"]["trio-ben"]["params"]["speaker"] == 1  # type: ignore[index]
     assert "trio-ben" in chapter["voice_gains_db"], "the random-weight voice is matched to the narrator"
     assert first["enqueued"] == len(voices)
+    assert [e["language"] for e in voices][-1] == "zh"
+    assert any("'zh'" in note and "joe-quick" in note and "qwen3-tts" in note for note in manifest["notes"]), (  # type: ignore[attr-defined]
+        "a passage no voice of the cast speaks is reported in the manifest, with the options"
+    )
 
     before = _plan(farm_env)
     cast.write_text(CAST.format(holmes="trio-cy"))
@@ -174,10 +180,15 @@ def test_cast_lists_characters_and_writes_a_cast_file_that_renders(
     names = [(c["name"], c["lines"]) for c in document["characters"]]
     assert names == [("Holmes", 2), ("Watson", 1), ("the tall man", 1)]
     assert document["characters"][0]["sample"] == "“You have been in Afghanistan, I perceive,”"
-    assert document["quotations"] == 5 and document["unattributed"] == 1
+    assert document["quotations"] == 6 and document["unattributed"] == 2
     assert document["cast_file"] == str(target)
     planned = farm.cli("plan", str(book), "--cast", str(target), "--json")
     assert planned.returncode == 0, planned.stderr
-    assert json.loads(planned.stdout)["voices"] == {"en_US-joe-medium": json.loads(planned.stdout)["segments_total"]}
+    summary = json.loads(planned.stdout)
+    jsonschema.validate(summary, json.loads((CONTRACTS / "plan.schema.json").read_text()))
+    assert summary["voices"] == {"en_US-joe-medium": summary["segments_total"]}
+    assert len(summary["notes"]) == 1 and "'zh'" in summary["notes"][0]
+    text = farm.cli("plan", str(book))
+    assert "note: " in text.stdout and "voxfarm voices add" in text.stdout and "qwen3-tts" in text.stdout
     again = farm.cli("cast", str(book), "-o", str(target))
     assert again.returncode == 2 and "--force" in again.stderr
