@@ -99,6 +99,17 @@ class Cast:
             raise BadInputError(f"{where}: the voices of one cast must share a sample rate ({detail})")
         return cls(file, voices, presets)
 
+    def check_engine(self, engine: str) -> None:
+        """Refuse, before anything is queued, a voice the job's engine cannot load."""
+        if engine != "piper-torch":
+            return
+        for name, voice in self.voices.items():
+            if int(voice.files.config.get("num_speakers", 1)) > 1:
+                raise BadInputError(
+                    f"voice {name!r} is a speaker of the multi-speaker model {voice.model!r}, which piper-torch "
+                    "cannot load yet; render with --engine piper-onnx"
+                )
+
     @property
     def narrator(self) -> PresetVoice:
         return self.voices[self.file.narrator]

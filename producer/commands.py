@@ -56,6 +56,8 @@ def _plan_with_cover(
     qwen = None if cast else find_qwen_voice(voice_id, args.engine or settings.engine, settings, storage)
     engine = qwen.spec.engine if qwen else args.engine or settings.submit_engine
     engine_spec(engine)
+    if cast is not None:
+        cast.check_engine(engine)
     voice: VoiceFiles | ResolvedVoice | None = None
     if cast is not None:
         voice = cast.narrator.files

@@ -151,3 +151,14 @@ def test_markup_and_jsonl_voices_win_over_the_text(tmp_path: Path, registry: Pre
     assert [s.text for s in plan(load_book(markdown)).segments][-1].startswith("The whole paragraph"), (
         "without a cast the markup is not read aloud"
     )
+
+
+def test_a_multi_speaker_voice_is_refused_for_piper_torch_before_planning(tmp_path: Path):
+    from tests.support.tiny_voice import build_tiny_voice
+
+    build_tiny_voice(tmp_path)
+    registry = presets(tmp_path, ben={"model": "tiny-trio", "speaker": 1})
+    cast = Cast.load(CastFile(characters={"Ben": "ben"}), registry)
+    cast.check_engine("piper-onnx")
+    with pytest.raises(BadInputError, match="'ben' is a speaker of the multi-speaker model 'tiny-trio'"):
+        cast.check_engine("piper-torch")
