@@ -23,7 +23,7 @@ from shared.buckets import BucketPolicy, model_name
 from shared.engines import engine_spec
 from shared.errors import BadInputError, EmptyInputError
 from shared.frontend import Frontend, create_frontend
-from shared.frontend.dialogue import VOICE_CLOSE, VOICE_OPEN, VOICE_SEP, strip_voice_marks
+from shared.frontend.dialogue import strip_voice_marks, voice_mark
 from shared.frontend.lexicon import Lexicon
 from shared.keys import content_key, job_dir
 from shared.names import check_job_id, slugify
@@ -165,7 +165,7 @@ def plan_book(book: Book, options: PlanOptions, frontend: Frontend | None = None
 def chapter_paragraphs(chapter: Chapter) -> list[str]:
     """A chapter whose source names its voice (a JSONL utterance's ``voice``) is marked up as such."""
     if chapter.voice:
-        return [f"{VOICE_OPEN}{chapter.voice}{VOICE_SEP}{p}{VOICE_CLOSE}" for p in chapter.paragraphs]
+        return [voice_mark(chapter.voice, p) for p in chapter.paragraphs]
     return list(chapter.paragraphs)
 
 

@@ -72,7 +72,7 @@ def strip_voice_marks(text: str) -> str:
     """The text without voice markup, for planning that does not cast voices."""
     if VOICE_OPEN not in text:
         return text
-    return _MARKED.sub(lambda m: m.group(2), text).replace(VOICE_OPEN, "").replace(VOICE_SEP, "")
+    return remove_mark_characters(_MARKED.sub(lambda m: m.group(2), text))
 
 
 def _is_word(char: str) -> bool:
