@@ -101,6 +101,10 @@ class Cast:
 
     def check_engine(self, engine: str) -> None:
         """Refuse, before anything is queued, a voice the job's engine cannot load."""
+        if engine not in ("piper-onnx", "piper-torch"):
+            raise BadInputError(
+                f"the voices of a cast are Piper voices: render it with piper-onnx or piper-torch, not {engine}"
+            )
         if engine != "piper-torch":
             return
         for name, voice in self.voices.items():

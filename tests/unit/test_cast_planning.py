@@ -160,5 +160,7 @@ def test_a_multi_speaker_voice_is_refused_for_piper_torch_before_planning(tmp_pa
     registry = presets(tmp_path, ben={"model": "tiny-trio", "speaker": 1})
     cast = Cast.load(CastFile(characters={"Ben": "ben"}), registry)
     cast.check_engine("piper-onnx")
+    with pytest.raises(BadInputError, match="not qwen3-tts"):
+        cast.check_engine("qwen3-tts")
     with pytest.raises(BadInputError, match="'ben' is a speaker of the multi-speaker model 'tiny-trio'"):
         cast.check_engine("piper-torch")
