@@ -56,6 +56,23 @@ def _book_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _priority(value: str) -> int | str:
+    """A number from 0 to 100, or (as before) the lane: bulk or interactive."""
+    if value in ("bulk", "interactive"):
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid priority {value!r}: use 0-100, bulk or interactive") from None
+
+
+def _scheduling_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("scheduling")
+    group.add_argument("--tenant", default="default", help="who the job is for: its share of the farm (default)")
+    group.add_argument("--priority", type=_priority, default=50, help="0-100, higher first (50)")
+    group.add_argument("--lane", choices=["bulk", "interactive"], help="interactive: the short-request lane")
+
+
 def _assembly_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("assembly (defaults from VOXFARM_* settings)")
     group.add_argument("--chapter-format", choices=["flac", "wav", "mp3", "opus"], help="chapter files (flac)")
@@ -81,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit = sub.add_parser("submit", help="submit a book to the farm and print its job id")
     _book_arguments(submit)
     _assembly_arguments(submit)
-    submit.add_argument("--priority", choices=["bulk", "interactive"], default="bulk")
+    _scheduling_arguments(submit)
     submit.add_argument("--wait", action="store_true", help="follow the job until it finishes")
     submit.add_argument("--json", action="store_true")
 
@@ -102,10 +119,28 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("job")
     watch.add_argument("--timeout", type=float, default=None, help="give up after this many seconds")
 
-    resume = sub.add_parser("resume", help="re-enqueue what a job is missing (after a lost broker or dead workers)")
+    resume = sub.add_parser(
+        "resume", help="let a job go on: unpause it, and re-dispatch what it lost (a lost broker, dead workers)"
+    )
     resume.add_argument("job")
-    resume.add_argument("--force", action="store_true", help="also re-enqueue segments that may still be in flight")
+    resume.add_argument("--force", action="store_true", help="also re-dispatch segments that may still be in flight")
     resume.add_argument("--json", action="store_true")
+
+    pause = sub.add_parser("pause", help="dispatch nothing more of a job until `voxfarm resume JOB`")
+    pause.add_argument("job")
+    cancel = sub.add_parser("cancel", help="stop a job for good; what is stored stays and a resubmission reuses it")
+    cancel.add_argument("job")
+    priority = sub.add_parser("priority", help="change a job's priority (0-100, higher first)")
+    priority.add_argument("job")
+    priority.add_argument("priority", type=int)
+
+    tenants = sub.add_parser("tenants", help="list tenants with their share weights and quotas")
+    tenants.add_argument("--json", action="store_true")
+    tenant_sub = tenants.add_subparsers(dest="tenants_command", metavar="set")
+    tenant_set = tenant_sub.add_parser("set", help="create or change a tenant")
+    tenant_set.add_argument("name")
+    tenant_set.add_argument("--weight", type=float, help="share of the farm relative to other tenants (default 1)")
+    tenant_set.add_argument("--quota", type=int, help="most segments in flight at once (0 = no limit)")
 
     download = sub.add_parser("download", help="copy a finished job's files into a folder")
     download.add_argument("job")
@@ -197,6 +232,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "watch": commands.watch_job,
         "download": commands.download,
         "resume": commands.resume,
+        "pause": commands.pause,
+        "cancel": commands.cancel,
+        "priority": commands.priority,
+        "tenants": commands.tenants,
         "worker": commands.worker,
         "control": commands.control,
         "pool": commands.pool,

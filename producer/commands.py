@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from producer.cast_command import load_cast, with_overrides
 from producer.console import print_json
@@ -18,13 +19,16 @@ from producer.submit import SubmitResult, submit_plan
 from shared.buckets import BucketPolicy
 from shared.celery_app import create_app
 from shared.engines import engine_spec
-from shared.errors import NotFoundError, VoxfarmError
+from shared.errors import BadInputError, NotFoundError, VoxfarmError
 from shared.keys import job_dir, manifest_path
 from shared.ledger import JobState, Ledger
 from shared.schema import JobPlan, Manifest
 from shared.settings import Settings
 from shared.storage import Storage
 from shared.voices import VoiceRegistry
+
+if TYPE_CHECKING:
+    from producer.operations import Operations
 
 
 def _storage(settings: Settings) -> Storage:
@@ -125,8 +129,17 @@ def plan(args: argparse.Namespace, settings: Settings) -> int:
 def _submit(args: argparse.Namespace, settings: Settings, storage: Storage, ledger: Ledger) -> SubmitResult:
     job_plan, cover = _plan_with_cover(args, settings, storage)
     app = create_app(settings)
+    priority = args.priority if isinstance(args.priority, int) else 50
+    lane = args.lane or (args.priority if isinstance(args.priority, str) else "bulk")
     return submit_plan(
-        job_plan, storage=storage, ledger=ledger, app=app, priority=getattr(args, "priority", "bulk"), cover=cover
+        job_plan,
+        storage=storage,
+        ledger=ledger,
+        app=app,
+        tenant=args.tenant,
+        priority=priority,
+        lane=lane,
+        cover=cover,
     )
 
 
@@ -139,7 +152,7 @@ def submit(args: argparse.Namespace, settings: Settings) -> int:
         print_json(result.__dict__)
     else:
         print(result.job)
-        print(f"{result.total} segments: {result.reused} reused, {result.enqueued} enqueued", file=sys.stderr)
+        print(f"{result.total} segments: {result.reused} reused, {result.enqueued} to render", file=sys.stderr)
     if args.wait:
         final = watch(ledger, result.job, show=True)
         return 0 if final.state == JobState.DONE else 1
@@ -259,24 +272,59 @@ def _download(storage: Storage, job: str, output: Path) -> Manifest:
     return manifest
 
 
-def resume(args: argparse.Namespace, settings: Settings) -> int:
-    from producer.resume import resume_job
+def _operations(settings: Settings) -> Operations:
+    from producer.operations import Operations
 
-    storage = _storage(settings)
-    ledger = Ledger.from_settings(settings)
-    ledger.ping()
-    result = resume_job(
-        args.job, storage=storage, ledger=ledger, app=create_app(settings), settings=settings, force=args.force
-    )
+    return Operations.from_settings(settings)
+
+
+def resume(args: argparse.Namespace, settings: Settings) -> int:
+    result = _operations(settings).resume(args.job, force=args.force)
     if args.json:
         print_json(result.__dict__)
     else:
         print(
-            f"{result.job}: {result.stored}/{result.total} segments stored, {result.enqueued} re-enqueued, "
+            f"{result.job}: {result.stored}/{result.total} segments stored, {result.enqueued} to dispatch again, "
             f"{result.in_flight} left in flight"
             + (", ledger rebuilt" if result.rebuilt else "")
             + (", assembling" if result.assembling else "")
         )
+    return 0
+
+
+def pause(args: argparse.Namespace, settings: Settings) -> int:
+    current = _operations(settings).pause(args.job)
+    print(f"{current.job}: {current.state}; `voxfarm resume {current.job}` lets it go on")
+    return 0
+
+
+def cancel(args: argparse.Namespace, settings: Settings) -> int:
+    current = _operations(settings).cancel(args.job)
+    print(f"{current.job}: {current.state}; {current.done}/{current.total} segments stored stay stored")
+    return 0
+
+
+def priority(args: argparse.Namespace, settings: Settings) -> int:
+    current = _operations(settings).set_priority(args.job, args.priority)
+    print(f"{current.job}: priority {current.meta.get('priority')}")
+    return 0
+
+
+def tenants(args: argparse.Namespace, settings: Settings) -> int:
+    from producer.tenants import as_dict
+
+    operations = _operations(settings)
+    if getattr(args, "tenants_command", None) == "set":
+        if args.weight is None and args.quota is None:
+            raise BadInputError("nothing to set: give --weight and/or --quota")
+        operations.set_tenant(args.name, weight=args.weight, quota=args.quota)
+    found = operations.tenants()
+    if args.json:
+        print_json([as_dict(t) for t in found])
+        return 0
+    for tenant in found:
+        quota = "-" if tenant.quota is None else str(tenant.quota)
+        print(f"{tenant.name:40s} weight {tenant.weight:g}  quota {quota}")
     return 0
 
 
@@ -310,7 +358,11 @@ def jobs(args: argparse.Namespace, settings: Settings) -> int:
         print_json([s.as_dict() for s in found])
         return 0
     for current in found:
-        print(f"{current.job:48s} {current.state:10s} {current.done:6d}/{current.total:<6d} {current.title[:40]}")
+        tenant, priority = current.meta.get("tenant", "default"), current.meta.get("priority", "50")
+        print(
+            f"{current.job:48s} {current.state:10s} {current.done:6d}/{current.total:<6d} "
+            f"{tenant[:16]:16s} {priority:>3s} {current.title[:40]}"
+        )
     return 0
 
 

@@ -1,6 +1,8 @@
 """`voxfarm control`: the control-plane service that consumes ``voxfarm.control``.
 
-It assembles finished jobs. It runs on CPU nodes on the x86 side and never
+It assembles finished jobs, dispatches work into the bucket queues (only
+the replica holding the dispatcher lease does), runs the reconciler and
+serves the queue metrics. It runs on CPU nodes on the x86 side and never
 loads a model.
 """
 
@@ -104,6 +106,7 @@ def run_control(
     import os
     import socket
 
+    from producer.dispatcher import start_dispatcher
     from producer.exporter import start_exporter
     from producer.resume import Reconciler
 
@@ -117,6 +120,9 @@ def run_control(
             log.warning("control-plane metrics not served on %s:%d: %s", settings.metrics_host, metrics_port, exc)
     reconciler = Reconciler(storage=runtime.storage, ledger=runtime.ledger, app=app, settings=settings)
     reconciler.start()
+    dispatcher, stop_dispatcher = start_dispatcher(
+        storage=runtime.storage, ledger=runtime.ledger, app=app, settings=settings
+    )
     worker = app.Worker(
         hostname=hostname or f"voxfarm-control-{os.getpid()}@{socket.gethostname()}",
         pool="threads",
@@ -129,6 +135,8 @@ def run_control(
     try:
         worker.start()
     finally:
+        stop_dispatcher.set()
+        dispatcher.join(10)
         reconciler.stop()
         install_control(None)
         if exporter is not None:

@@ -63,7 +63,7 @@ MAX_JOBS = 10_000
 CONTROL = "control"
 """Model and bucket label value of the control queue."""
 INTERACTIVE = "interactive"
-ACTIVE_STATES = (JobState.RENDERING.value, JobState.ASSEMBLING.value)
+ACTIVE_STATES = (JobState.QUEUED.value, JobState.RENDERING.value, JobState.PAUSED.value, JobState.ASSEMBLING.value)
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,8 @@ def decode_segment(raw: bytes) -> QueuedSegment | None:
     """Tokens, enqueue time and speaking rate of a queued synthesis message; None for anything else.
 
     kombu's envelope is JSON whose ``body`` is base64 of Celery's JSON body
-    ``[args, kwargs, embed]``; the segment is ``kwargs["segment"]``.
+    ``[args, kwargs, embed]``; the segment is ``kwargs["segment"]``, or the
+    segments of a work unit ``kwargs["unit"]`` (their tokens add up).
     """
     try:
         envelope = json.loads(raw)
@@ -131,9 +132,10 @@ def decode_segment(raw: bytes) -> QueuedSegment | None:
             body = base64.b64decode(body)
         decoded = json.loads(body)
         kwargs = decoded[1] if isinstance(decoded, list) else decoded.get("kwargs", {})
-        segment = kwargs["segment"]
-        params = segment.get("params") or {}
-        return QueuedSegment(len(segment["ids"]), float(segment["enqueued_at"]), float(params.get("length_scale", 1.0)))
+        segments = kwargs["unit"] if "unit" in kwargs else [kwargs["segment"]]
+        params = segments[0].get("params") or {}
+        tokens = sum(len(segment["ids"]) for segment in segments)
+        return QueuedSegment(tokens, float(segments[0]["enqueued_at"]), float(params.get("length_scale", 1.0)))
     except (ValueError, KeyError, TypeError, IndexError, AttributeError, binascii.Error):
         return None
 
@@ -219,8 +221,9 @@ class RedisReader:
             if name not in active:
                 continue
             active[name] += 1
-            if name == JobState.RENDERING.value:
+            if name in (JobState.QUEUED.value, JobState.RENDERING.value):  # a paused job is expected to wait
                 remaining += max(int(total or 0) - int(done), 0)
+            if name == JobState.RENDERING.value:
                 age = max(age, now - float(updated or now))
         return active, remaining, age
 
@@ -312,6 +315,9 @@ def register_exporter(
     )
     collector = ControlPlaneCollector(RedisReader(client, known=configured_queues(settings)), cache_s=cache_s)
     registry.register(collector)
+    from producer.scheduler_metrics import SchedulerCollector
+
+    registry.register(SchedulerCollector(client, cache_s=cache_s))
     return collector
 
 

@@ -71,7 +71,7 @@ def watch(
     )
     try:
         while True:
-            if status.state in (JobState.DONE, JobState.FAILED):
+            if status.state in (JobState.DONE, JobState.FAILED, JobState.CANCELLED):
                 bar.n = status.done
                 bar.set_postfix_str(_progress_state(status, note), refresh=False)
                 bar.refresh()

@@ -1,11 +1,14 @@
-"""Resume and reconcile: bring the ledger and the queues back in line with storage.
+"""Resume and reconcile: bring the ledger and the dispatcher back in line with storage.
 
 Storage is the source of truth: the plan says what a job needs, the segment
-objects say what exists. ``resume_job`` re-enqueues every segment that is
-neither stored nor in flight (sent within the visibility timeout and not
-yet done), marks stored ones done, rebuilds a ledger lost with its Redis,
-and re-sends assembly when everything is there. The reconciler runs it on
-the control plane for jobs that stopped making progress, for jobs stuck in
+objects say what exists. ``resume_job`` (``voxfarm resume``) does two things
+that both mean "let this job go on": it unpauses a paused job, and it
+recovers lost work: it marks stored segments done, rebuilds a ledger lost
+with its Redis (tenant, priority and a pause come back from the stored
+submission), hands every segment that is neither stored nor in flight (sent
+within the visibility timeout and not yet done) back to the dispatcher, and
+re-sends assembly when everything is there. The reconciler runs it on the
+control plane for jobs that stopped making progress, for jobs stuck in
 assembly, and for unfinished jobs found in storage but missing from Redis.
 """
 
@@ -21,14 +24,16 @@ from celery import Celery
 
 from producer.assemble import load_plan
 from producer.submit import (
-    enqueue_segments,
     group_by_key,
     ledger_meta,
     plan_stored_keys,
+    read_submission,
     send_assembly,
     submitted_reused,
+    update_submission,
+    wake_dispatcher,
 )
-from shared.errors import NotFoundError, VoxfarmError
+from shared.errors import BadInputError, NotFoundError, VoxfarmError
 from shared.keys import manifest_path
 from shared.ledger import JobState, Ledger
 from shared.redis_keys import resume_lock_key
@@ -46,7 +51,7 @@ class ResumeResult:
     total: int
     stored: int
     enqueued: int
-    """Messages sent (one per distinct missing key)."""
+    """Messages handed back to the dispatcher (one per distinct missing key)."""
     in_flight: int
     """Segments left alone because a worker may still hold them."""
     rebuilt: bool
@@ -55,20 +60,35 @@ class ResumeResult:
 
 
 def resume_job(
-    job: str, *, storage: Storage, ledger: Ledger, app: Celery, settings: Settings, force: bool = False
+    job: str,
+    *,
+    storage: Storage,
+    ledger: Ledger,
+    app: Celery,
+    settings: Settings,
+    force: bool = False,
+    unpause: bool = True,
 ) -> ResumeResult:
+    """Let a job go on: unpause it (unless ``unpause`` is False, as for the reconciler) and recover lost work."""
     plan = load_plan(storage, job)
     groups = group_by_key(plan.segments)
     present = plan_stored_keys(storage, plan, groups)
     stored_indexes = [s.index for key in present for s in groups[key]]
 
     rebuilt = not ledger.exists(job)
+    submission = read_submission(storage, job) if rebuilt else {}
     if rebuilt:
-        ledger.create_job(job, total=plan.segments_total, reused=[], meta=ledger_meta(plan, rebuilt=1))
+        scheduling = {k: v for k, v in submission.items() if k in ("tenant", "priority", "lane")}
+        ledger.create_job(job, total=plan.segments_total, reused=[], meta=ledger_meta(plan, rebuilt=1, **scheduling))
         ledger.set_meta(job, reused=submitted_reused(storage, job))
     status = ledger.status(job)
+    paused = status.state == JobState.PAUSED or bool(submission.get("paused"))
     if status.state == JobState.DONE and storage.exists(manifest_path(job)):
         return ResumeResult(job, plan.segments_total, len(stored_indexes), 0, 0, rebuilt, False)
+    if status.state == JobState.CANCELLED or submission.get("cancelled"):
+        if rebuilt:
+            ledger.set_state(job, JobState.CANCELLED)
+        raise BadInputError(f"job {job} was cancelled; submit the book again to render it (what is stored is reused)")
 
     mark = ledger.mark_done(job, stored_indexes) if stored_indexes else None
     done = ledger.done_indexes(job)
@@ -84,7 +104,9 @@ def resume_job(
             in_flight += len(segments)
             continue
         missing.append(segments)
-    enqueued = enqueue_segments(plan, missing, app=app, ledger=ledger) if missing else 0
+    if missing:
+        ledger.clear_sent(job, (s.index for segments in missing for s in segments))
+    enqueued = len(missing)
 
     complete = len(done) >= plan.segments_total
     assembling = False
@@ -94,8 +116,16 @@ def resume_job(
             ledger.set_state(job, JobState.ASSEMBLING)
             send_assembly(app, job)
             assembling = True
-    elif status.state == JobState.FAILED and missing:
-        ledger.set_state(job, JobState.RENDERING)
+    elif paused and not unpause:
+        if rebuilt:
+            ledger.set_state(job, JobState.PAUSED)  # a pause outlives a lost Redis; `voxfarm resume` lifts it
+    else:
+        if status.state in (JobState.FAILED, JobState.PAUSED) or rebuilt:
+            ledger.set_state(job, JobState.RENDERING if done or sent else JobState.QUEUED)
+        if paused:
+            update_submission(storage, job, paused=0)
+        ledger.reload(job)
+        wake_dispatcher(ledger)
     log.info(
         "resumed %s: %d stored, %d enqueued, %d in flight%s",
         job,
@@ -153,10 +183,19 @@ class Reconciler:
                 continue
             try:
                 results.append(
-                    resume_job(job, storage=self.storage, ledger=self.ledger, app=self.app, settings=self.settings)
+                    resume_job(
+                        job,
+                        storage=self.storage,
+                        ledger=self.ledger,
+                        app=self.app,
+                        settings=self.settings,
+                        unpause=False,
+                    )
                 )
             except NotFoundError as exc:
                 log.warning("cannot resume %s: %s", job, exc)
+            except BadInputError as exc:  # a cancelled job found in storage: it stays cancelled
+                log.info("not resuming %s: %s", job, exc)
             finally:
                 self.ledger.redis.delete(lock)
         return results
@@ -171,7 +210,8 @@ class Reconciler:
             except NotFoundError:
                 continue
             idle = now - max(status.updated_at, status.created_at)
-            if status.state in (JobState.RENDERING, JobState.ASSEMBLING) and idle > stall:
+            stalled = (JobState.QUEUED, JobState.RENDERING, JobState.ASSEMBLING)
+            if status.state in stalled and idle > stall:
                 found.append(job)
         for job in unfinished_jobs_in_storage(self.storage):
             if job not in known or not self.ledger.exists(job):

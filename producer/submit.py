@@ -1,7 +1,10 @@
-"""Submit a job: store its plan, skip what is already rendered, enqueue the rest.
+"""Submit a job: store its plan, skip what is already rendered, register the rest for dispatch.
 
 The plan goes to storage first, so whatever happens to Redis afterwards the
-job can be rebuilt from it. Identical sentences inside a book share one
+job can be rebuilt from it. Submitting sends no segment: it registers the
+job (tenant, priority, lane) in the ledger and wakes the dispatcher, which
+feeds the bucket queues a bounded window at a time in fair order
+(``producer/dispatcher.py``). Identical sentences inside a book share one
 content key and one message (every index they stand at is marked when it
 lands).
 """
@@ -17,18 +20,24 @@ from dataclasses import dataclass
 
 from celery import Celery
 
+from producer.fairshare import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
 from shared.buckets import CONTROL_QUEUE, interactive_queue_name, queue_name
 from shared.celery_app import ASSEMBLE_TASK, SYNTHESIZE_TASK
-from shared.engines import SECONDS_PER_TOKEN
+from shared.engines import engine_spec
 from shared.errors import BadInputError, BrokerError, NotFoundError
 from shared.keys import job_dir, plan_path, segment_path
 from shared.ledger import JobState, Ledger
+from shared.names import check_tenant
+from shared.redis_keys import SCHED_WAKE
 from shared.schema import JobPlan, SegmentPlan, SegmentTask
 from shared.storage import LocalStorage, Storage
 
 log = logging.getLogger(__name__)
 
 SUBMISSION_FILE = "submission.json"
+DEFAULT_TENANT = "default"
+Lane = str
+"""'bulk' (the bucket queues) or 'interactive' (the model's priority lane)."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +46,7 @@ class SubmitResult:
     total: int
     reused: int
     enqueued: int
-    """Messages sent (one per distinct missing content key)."""
+    """Messages left to the dispatcher (one per distinct missing content key)."""
     completed: bool
     """True when nothing needed rendering and assembly was enqueued at once."""
 
@@ -85,13 +94,16 @@ def submit_plan(
     storage: Storage,
     ledger: Ledger,
     app: Celery,
-    priority: str = "bulk",
+    lane: Lane = "bulk",
+    tenant: str = DEFAULT_TENANT,
+    priority: int = DEFAULT_PRIORITY,
     replace: bool = False,
     cover: bytes | None = None,
 ) -> SubmitResult:
+    check_scheduling(tenant, priority, lane)
     if ledger.exists(plan.job) and not replace:
         state = ledger.status(plan.job).state
-        if state in (JobState.RENDERING, JobState.ASSEMBLING):
+        if state in (JobState.QUEUED, JobState.RENDERING, JobState.PAUSED, JobState.ASSEMBLING):
             raise BadInputError(
                 f"job {plan.job} is still {state}; follow it with `voxfarm watch {plan.job}` "
                 f"or re-enqueue what is missing with `voxfarm resume {plan.job}`"
@@ -103,31 +115,78 @@ def submit_plan(
     present = plan_stored_keys(storage, plan, groups)
     reused = [seg.index for key in present for seg in groups[key]]
     missing = [segments for key, segments in groups.items() if key not in present]
-    record_submission(storage, plan.job, len(reused))
-    mark = ledger.create_job(plan.job, total=plan.segments_total, reused=reused, meta=ledger_meta(plan))
+    scheduling: dict[str, str | int] = {"tenant": tenant, "priority": priority, "lane": lane}
+    record_submission(storage, plan.job, len(reused), scheduling)
+    mark = ledger.create_job(plan.job, total=plan.segments_total, reused=reused, meta=ledger_meta(plan, **scheduling))
     if mark.completed or not missing:
         send_assembly(app, plan.job)
         return SubmitResult(plan.job, plan.segments_total, len(reused), 0, True)
-    enqueue_segments(plan, missing, app=app, ledger=ledger, priority=priority)
+    wake_dispatcher(ledger)
     return SubmitResult(plan.job, plan.segments_total, len(reused), len(missing), False)
 
 
-def record_submission(storage: Storage, job: str, reused: int) -> None:
-    """Keep what only the first submit knows (how many segments it reused) next to the plan."""
-    document = {"reused": reused, "submitted_at": time.time()}
+def check_scheduling(tenant: str, priority: int, lane: Lane) -> None:
+    check_tenant(tenant)
+    check_priority(priority)
+    if lane not in ("bulk", "interactive"):
+        raise BadInputError(f"invalid lane {lane!r}: choose bulk or interactive")
+
+
+def check_priority(priority: int) -> int:
+    if isinstance(priority, bool) or not isinstance(priority, int) or not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise BadInputError(
+            f"invalid priority {priority!r}: use a whole number from {MIN_PRIORITY} to {MAX_PRIORITY} "
+            f"(higher first; default {DEFAULT_PRIORITY})"
+        )
+    return priority
+
+
+def wake_dispatcher(ledger: Ledger) -> None:
+    """Let the dispatcher start a cycle now instead of at its next tick; losing the nudge costs one tick."""
+    try:
+        pipe = ledger.redis.pipeline(transaction=False)
+        pipe.lpush(SCHED_WAKE, "1")
+        pipe.ltrim(SCHED_WAKE, 0, 15)
+        pipe.execute()
+    except Exception as exc:  # redis raises many connection error types
+        raise BrokerError(f"cannot reach Redis: {exc}; check VOXFARM_REDIS_URL") from exc
+
+
+def record_submission(storage: Storage, job: str, reused: int, scheduling: dict[str, str | int] | None = None) -> None:
+    """Keep what only the first submit knows (segments reused, tenant, priority) next to the plan."""
+    document = {"reused": reused, "submitted_at": time.time(), **(scheduling or {})}
+    storage.put_bytes(f"{job_dir(job)}/{SUBMISSION_FILE}", json.dumps(document).encode(), "application/json")
+
+
+def read_submission(storage: Storage, job: str) -> dict[str, str | int | float]:
+    try:
+        document = json.loads(storage.get_bytes(f"{job_dir(job)}/{SUBMISSION_FILE}"))
+    except (NotFoundError, ValueError):
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def update_submission(storage: Storage, job: str, **fields: str | int) -> None:
+    """Keep an operation (priority, pause, cancel) in storage too, so a Redis that loses it loses nothing."""
+    document = read_submission(storage, job)
+    document.update(fields)
     storage.put_bytes(f"{job_dir(job)}/{SUBMISSION_FILE}", json.dumps(document).encode(), "application/json")
 
 
 def submitted_reused(storage: Storage, job: str) -> int:
     try:
-        return int(json.loads(storage.get_bytes(f"{job_dir(job)}/{SUBMISSION_FILE}"))["reused"])
-    except (NotFoundError, ValueError, KeyError):
+        return int(str(read_submission(storage, job)["reused"]))
+    except (KeyError, ValueError):
         return 0
 
 
 def ledger_meta(plan: JobPlan, **extra: str | int | float) -> dict[str, str | int | float]:
     """What the ledger keeps about a job besides its segments."""
-    estimate = sum(len(s.ids) for s in plan.segments) * plan.params.length_scale * SECONDS_PER_TOKEN
+    spec = engine_spec(plan.engine)
+    estimate = spec.estimate_s(sum(len(s.ids) for s in plan.segments), plan.params.length_scale)
+    extra.setdefault("tenant", DEFAULT_TENANT)
+    extra.setdefault("priority", DEFAULT_PRIORITY)
+    extra.setdefault("lane", "bulk")
     return {
         "title": plan.title[:200],
         "voice": plan.voice,
@@ -139,51 +198,67 @@ def ledger_meta(plan: JobPlan, **extra: str | int | float) -> dict[str, str | in
     }
 
 
-def enqueue_segments(
-    plan: JobPlan, groups: Sequence[Sequence[SegmentPlan]], *, app: Celery, ledger: Ledger, priority: str = "bulk"
-) -> int:
-    """Send one message per distinct key, over one pooled broker connection."""
+def segment_tasks(plan: JobPlan, groups: Sequence[Sequence[SegmentPlan]], lane: Lane = "bulk") -> list[SegmentTask]:
+    """One message body per distinct key: the first segment's text, every index it stands at."""
     chapter_of = {seg.index: chapter.index for chapter in plan.chapters for seg in chapter.segments}
     voicing = {chapter.index: plan.conditioning_of(chapter) for chapter in plan.chapters}
+    now = time.time()
+    tasks = []
+    for segments in groups:
+        first = segments[0]
+        tasks.append(
+            SegmentTask(
+                job=plan.job,
+                indexes=[s.index for s in segments],
+                chapter=chapter_of[first.index],
+                text=first.text,
+                ids=first.ids,
+                voice=plan.weights_of(first),
+                engine=plan.engine,
+                params=plan.params_of(first),
+                key=first.key,
+                bucket=first.bucket,
+                enqueued_at=now,
+                priority="interactive" if lane == "interactive" else "bulk",
+                conditioning=voicing[chapter_of[first.index]],
+            )
+        )
+    return tasks
+
+
+def task_queue(plan: JobPlan, task: SegmentTask) -> str:
+    """The queue of a message: its model's (a cast voice's own model, else the job's) lane or bucket."""
+    model = plan.queue_model(task.voice)
+    if task.priority == "interactive":
+        return interactive_queue_name(model)
+    return queue_name(model, task.bucket)
+
+
+def send_options(task: SegmentTask) -> dict[str, str]:
+    # Celery would otherwise repr() every message for its headers: half the cost of a send, and the
+    # sentence's text in every monitoring event.
+    return {"argsrepr": "()", "kwargsrepr": f"{{'segment': '{task.job}#{task.indexes[0]}'}}"}
+
+
+def enqueue_segments(
+    plan: JobPlan, groups: Sequence[Sequence[SegmentPlan]], *, app: Celery, ledger: Ledger, lane: Lane = "bulk"
+) -> int:
+    """Send one message per distinct key straight to the queues, bypassing the dispatcher.
+
+    Kept for tools and tests that feed a queue by hand; jobs are dispatched by ``producer.dispatcher``.
+    """
     sent = 0
     try:
         with app.producer_or_acquire() as producer:
-            for segments in groups:
-                first = segments[0]
-                task = SegmentTask(
-                    job=plan.job,
-                    indexes=[s.index for s in segments],
-                    chapter=chapter_of[first.index],
-                    text=first.text,
-                    ids=first.ids,
-                    voice=plan.weights_of(first),
-                    engine=plan.engine,
-                    params=plan.params_of(first),
-                    key=first.key,
-                    bucket=first.bucket,
-                    enqueued_at=time.time(),
-                    priority="interactive" if priority == "interactive" else "bulk",
-                    conditioning=voicing[chapter_of[first.index]],
-                )
-                model = plan.model_of(first)
-                queue = (
-                    interactive_queue_name(model) if task.priority == "interactive" else queue_name(model, first.bucket)
-                )
+            for task in segment_tasks(plan, groups, lane):
                 app.send_task(
                     SYNTHESIZE_TASK,
                     kwargs={"segment": task.model_dump(mode="json")},
-                    queue=queue,
+                    queue=task_queue(plan, task),
                     producer=producer,
-                    # Celery would otherwise repr() every message for its headers: half the cost of a
-                    # send, and the sentence's text in every monitoring event.
-                    argsrepr="()",
-                    kwargsrepr=f"{{'segment': '{task.job}#{task.indexes[0]}'}}",
+                    **send_options(task),
                 )
                 sent += 1
-                log.debug(
-                    "segment enqueued",
-                    extra={"job": plan.job, "segment": first.index, "key": first.key, "bucket": first.bucket},
-                )
     except BrokerError:
         raise
     except Exception as exc:  # kombu/redis raise many connection error types

@@ -12,6 +12,12 @@ from dataclasses import dataclass
 
 from shared.errors import UnknownEngineError
 
+SECONDS_PER_TOKEN = 0.0251
+"""Seconds of audio per token id of the default voice (en_US-joe-medium, length_scale 1), measured by
+synthesising chapters VI and X of The Time Machine one segment at a time: 944.5 s of audio from 37,562 ids
+(0.0251 s/id; 0.0250-0.0255 in the 128-512 buckets, up to 0.029 for the shortest segments). A segment's
+length_scale multiplies it; other voices speak at a similar rate per phoneme id."""
+
 
 @dataclass(frozen=True)
 class EngineSpec:
@@ -27,13 +33,12 @@ class EngineSpec:
     """Voices are data that name a checkpoint (qwen3-tts): queues and batches are per checkpoint, so
     speakers, instructions and cloned voices of one checkpoint share a batch. Otherwise a voice is its
     own weights (Piper) and names its queues."""
+    seconds_per_token: float = SECONDS_PER_TOKEN
+    """Estimated audio seconds per token id at length_scale 1: what the scheduler shares out."""
 
+    def estimate_s(self, tokens: int, length_scale: float = 1.0) -> float:
+        return tokens * length_scale * self.seconds_per_token
 
-SECONDS_PER_TOKEN = 0.0251
-"""Seconds of audio per token id of the default voice (en_US-joe-medium, length_scale 1), measured by
-synthesising chapters VI and X of The Time Machine one segment at a time: 944.5 s of audio from 37,562 ids
-(0.0251 s/id; 0.0250-0.0255 in the 128-512 buckets, up to 0.029 for the shortest segments). A segment's
-length_scale multiplies it; other voices speak at a similar rate per phoneme id."""
 
 ENGINE_SPECS: dict[str, EngineSpec] = {
     "piper-onnx": EngineSpec("piper-onnx", "1", "piper", seeded_noise=False, needs_torch=False),

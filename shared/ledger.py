@@ -9,7 +9,8 @@ The ledger is a fast index, not the source of truth: storage holds the plan
 and the audio, so a ledger lost with its Redis is rebuilt by ``resume``.
 
 Keys (named in ``shared.redis_keys``: ``voxfarm:job:<id>:<part>``):
-    meta     hash: title, voice, engine, model, total, reused, state, timestamps, counters
+    meta     hash: title, voice, engine, model, total, reused, state, timestamps, counters,
+             tenant, priority, lane, gen (changed to make the dispatcher reload the job)
     done     set of finished segment indexes
     failed   hash: segment index -> JSON {reason, attempts, at}
     sent     hash: segment index -> last enqueue time (what is in flight)
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -31,17 +33,29 @@ import redis
 
 from shared.errors import BrokerError, NotFoundError
 from shared.names import check_job_id
-from shared.redis_keys import JOBS, job_key
+from shared.redis_keys import JOBS, SCHED_ACTIVE, job_key
 from shared.settings import Settings
 
 FINISHED_TTL_S = 14 * 24 * 3600
 
 
 class JobState(StrEnum):
+    QUEUED = "queued"
+    """Registered; the dispatcher has not sent any of its work yet."""
     RENDERING = "rendering"
+    PAUSED = "paused"
+    """Nothing more is dispatched; what workers receive is handed back until the job is resumed."""
+    CANCELLED = "cancelled"
+    """Nothing more is dispatched or synthesised; what is stored stays stored."""
     ASSEMBLING = "assembling"
     DONE = "done"
     FAILED = "failed"
+
+
+#: States in which the dispatcher still owes the job work (or may again, after a resume).
+SCHEDULED_STATES = (JobState.QUEUED, JobState.RENDERING, JobState.PAUSED)
+#: States no operation can change any more.
+FINAL_STATES = (JobState.DONE, JobState.CANCELLED)
 
 
 #: Marks indexes done; flips rendering -> assembling when every segment is done.
@@ -60,7 +74,7 @@ local total = tonumber(redis.call('HGET', meta, 'total'))
 local moved = 0
 if n >= total then
   local state = redis.call('HGET', meta, 'state')
-  if state == 'rendering' or state == 'failed' then
+  if state == 'rendering' or state == 'failed' or state == 'queued' or state == 'paused' then
     redis.call('HSET', meta, 'state', 'assembling')
     moved = 1
   end
@@ -81,7 +95,9 @@ for i = 1, #ARGV - 1 do
 end
 if recorded == 1 then
   local n = redis.call('SCARD', done) + redis.call('HLEN', failed)
-  if n >= tonumber(redis.call('HGET', meta, 'total')) and redis.call('HGET', meta, 'state') == 'rendering' then
+  local state = redis.call('HGET', meta, 'state')
+  local live = state == 'rendering' or state == 'queued' or state == 'paused'
+  if n >= tonumber(redis.call('HGET', meta, 'total')) and live then
     redis.call('HSET', meta, 'state', 'failed')
   end
 end
@@ -104,6 +120,20 @@ local n = redis.call('HLEN', quality)
 redis.call('HSET', meta, 'quality_flagged', n)
 redis.call('EXPIRE', quality, ARGV[#ARGV])
 return n
+"""
+
+
+#: Moves a job to ARGV[1] if its state is one of ARGV[3..]; ARGV[2] is the time. Returns {moved(1/0), previous}.
+_TRANSITION = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {0, ''} end
+for i = 3, #ARGV do
+  if state == ARGV[i] then
+    redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updated_at', ARGV[2])
+    return {1, state}
+  end
+end
+return {0, state}
 """
 
 
@@ -145,6 +175,9 @@ class JobStatus:
             "segments_reused": self.reused,
             "segments_rendered": max(self.done - self.reused, 0),
             "segments_failed": len(self.failed),
+            "tenant": self.meta.get("tenant", "default"),
+            "priority": int(self.meta.get("priority", 50)),
+            "lane": self.meta.get("lane", "bulk"),
             "failures": {str(k): v for k, v in sorted(self.failed.items())},
             "created_at": self.created_at,
             "updated_at": self.updated_at,
@@ -165,6 +198,7 @@ class Ledger:
         self._mark_done = client.register_script(_MARK_DONE)
         self._mark_failed = client.register_script(_MARK_FAILED)
         self._record_quality = client.register_script(_RECORD_QUALITY)
+        self._transition = client.register_script(_TRANSITION)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Ledger:
@@ -193,7 +227,8 @@ class Ledger:
         fields: dict[str, str | int | float] = {
             **meta,
             "total": total,
-            "state": JobState.RENDERING.value,
+            "state": JobState.QUEUED.value,
+            "gen": uuid.uuid4().hex,
             "created_at": now,
             "updated_at": now,
         }
@@ -204,6 +239,7 @@ class Ledger:
             pipe.delete(meta_key, done_key, failed_key, sent_key)
             pipe.hset(meta_key, mapping=cast(Any, fields))
             pipe.sadd(JOBS, job)
+            pipe.sadd(SCHED_ACTIVE, job)
             pipe.execute()
         except redis.RedisError as exc:
             raise BrokerError(f"cannot write the job ledger: {exc}") from exc
@@ -223,6 +259,25 @@ class Ledger:
                 self.redis.hset(sent_key, mapping=cast(Any, mapping))
             except redis.RedisError as exc:
                 raise BrokerError(f"cannot write the job ledger: {exc}") from exc
+
+    def clear_sent(self, job: str, indexes: Iterable[int]) -> None:
+        """Forget that segments were sent: the dispatcher owes them again."""
+        fields = [str(i) for i in indexes]
+        if fields:
+            try:
+                self.redis.hdel(_keys(job)[3], *fields)
+            except redis.RedisError as exc:
+                raise BrokerError(f"cannot write the job ledger: {exc}") from exc
+
+    def reload(self, job: str) -> None:
+        """Make the dispatcher reload the job from its plan and the ledger (after resume or unpause)."""
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hset(_keys(job)[0], "gen", uuid.uuid4().hex)
+            pipe.sadd(SCHED_ACTIVE, job)
+            pipe.execute()
+        except redis.RedisError as exc:
+            raise BrokerError(f"cannot write the job ledger: {exc}") from exc
 
     # --- worker side -------------------------------------------------------
     def mark_done(self, job: str, indexes: Iterable[int]) -> MarkResult:
@@ -250,14 +305,28 @@ class Ledger:
     def set_state(self, job: str, state: JobState, **extra: str | float) -> None:
         meta_key = _keys(job)[0]
         fields: dict[str, str | float] = {"state": state.value, "updated_at": time.time(), **extra}
-        if state in (JobState.DONE, JobState.FAILED):
+        if state in (JobState.DONE, JobState.FAILED, JobState.CANCELLED):
             fields["finished_at"] = time.time()
         pipe = self.redis.pipeline()
         pipe.hset(meta_key, mapping=cast(Any, fields))
-        if state is JobState.DONE:
+        if state not in SCHEDULED_STATES:
+            pipe.srem(SCHED_ACTIVE, job)
+        if state in FINAL_STATES:
             for key in _keys(job):
                 pipe.expire(key, FINISHED_TTL_S)
         pipe.execute()
+
+    def transition(self, job: str, to: JobState, allowed: Iterable[JobState]) -> tuple[bool, str]:
+        """Atomically move a job to ``to`` if it is in one of ``allowed``; (moved, previous state)."""
+        args = [to.value, str(time.time()), *(state.value for state in allowed)]
+        try:
+            moved, previous = self._transition(keys=[_keys(job)[0]], args=args)
+        except redis.RedisError as exc:
+            raise BrokerError(f"cannot change the state of {job}: {exc}") from exc
+        previous_text = previous.decode() if isinstance(previous, bytes) else str(previous)
+        if moved:
+            self.set_state(job, to)  # the side effects: finish time, expiry, leaving the active set
+        return bool(moved), previous_text
 
     def set_meta(self, job: str, **fields: str | int | float) -> None:
         self.redis.hset(_keys(job)[0], mapping=cast(Any, fields))

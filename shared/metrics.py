@@ -271,13 +271,53 @@ def control_plane_families() -> ControlPlaneFamilies:
         dead_letters=GaugeMetricFamily(
             "voxfarm_dead_letter_queue_messages", "Entries in the dead-letter list voxfarm.dead."
         ),
-        jobs_active=GaugeMetricFamily("voxfarm_jobs_active", "Jobs rendering or assembling.", labels=["state"]),
+        jobs_active=GaugeMetricFamily(
+            "voxfarm_jobs_active", "Jobs queued, rendering, paused or assembling.", labels=["state"]
+        ),
         segments_remaining=GaugeMetricFamily(
-            "voxfarm_segments_remaining", "Segments of rendering jobs not yet stored."
+            "voxfarm_segments_remaining", "Segments of queued and rendering jobs not yet stored."
         ),
         progress_age=GaugeMetricFamily(
             "voxfarm_job_progress_age_seconds",
             "Seconds since the rendering job that progressed least recently stored a segment (0 when none renders).",
         ),
         read_seconds=GaugeMetricFamily("voxfarm_exporter_read_seconds", "Seconds the last read of Redis took."),
+    )
+
+
+SCHEDULER_LABELS = ["tenant", "priority"]
+
+
+@dataclass
+class SchedulerFamilies:
+    """The dispatcher's series, made fresh for each scrape from its summary in Redis; never a job id."""
+
+    dispatched: CounterMetricFamily
+    pending: GaugeMetricFamily
+    starved: GaugeMetricFamily
+    cycle: GaugeMetricFamily
+    lease_holder: GaugeMetricFamily
+
+
+def scheduler_families() -> SchedulerFamilies:
+    return SchedulerFamilies(
+        dispatched=CounterMetricFamily(
+            "voxfarm_scheduler_dispatched_seconds",
+            "Estimated seconds of audio the dispatcher has put into the queues.",
+            labels=SCHEDULER_LABELS,
+        ),
+        pending=GaugeMetricFamily(
+            "voxfarm_scheduler_pending_seconds",
+            "Estimated seconds of audio of registered jobs not yet dispatched (paused jobs excluded).",
+            labels=SCHEDULER_LABELS,
+        ),
+        starved=GaugeMetricFamily(
+            "voxfarm_scheduler_starved_seconds",
+            "Longest time a job with work waiting has gone without any of it being dispatched.",
+            labels=SCHEDULER_LABELS,
+        ),
+        cycle=GaugeMetricFamily("voxfarm_dispatcher_cycle_seconds", "Seconds the dispatcher's last cycle took."),
+        lease_holder=GaugeMetricFamily(
+            "voxfarm_dispatcher_lease_holder", "1 for the replica holding the dispatch lease.", labels=["holder"]
+        ),
     )

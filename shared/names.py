@@ -16,6 +16,7 @@ _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
 _VOICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
 _ENGINE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 _KEY = re.compile(r"^[0-9a-f]{64}$")
+_TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 JOB_ID_PATTERN = _JOB_ID.pattern
 VOICE_ID_PATTERN = _VOICE_ID.pattern
@@ -40,6 +41,15 @@ def check_voice_id(value: str) -> str:
 def check_engine_id(value: str) -> str:
     if not _ENGINE_ID.match(value):
         raise BadInputError(f"invalid engine id {value!r}: use lowercase letters, digits and '-'")
+    return value
+
+
+def check_tenant(value: str) -> str:
+    """Tenants name metric labels and Redis hash fields: a short lowercase alphabet."""
+    if not _TENANT.match(value):
+        raise BadInputError(
+            f"invalid tenant {value!r}: use 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit"
+        )
     return value
 
 

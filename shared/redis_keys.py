@@ -39,3 +39,29 @@ def resume_lock_key(job: str) -> str:
 
 def prompt_lock_key(prompt_key: str) -> str:
     return f"{PREFIX}:qwen3:prompt-lock:{prompt_key}"
+
+
+# --- the scheduler: an index over the ledger and the stored plans, rebuilt when lost ---------------
+#     voxfarm:sched:active            set of job ids the dispatcher considers (queued, rendering, paused)
+#     voxfarm:sched:wake              list: a push wakes the dispatcher at once (submit, operations)
+#     voxfarm:sched:lease             string ``<holder>|<token>`` with a TTL: who may dispatch
+#     voxfarm:sched:fence             counter: the last fencing token handed out
+#     voxfarm:sched:tenants           hash: tenant -> JSON {weight, quota}
+#     voxfarm:sched:consumers         sorted set: worker hostname -> expiry time of its presence
+#     voxfarm:sched:consumer:<host>   string (JSON): a worker's model and items per engine call, with a TTL
+#     voxfarm:sched:stats             hash: the dispatcher's last cycle (cycle seconds, holder, pending, starved)
+#     voxfarm:sched:dispatched        hash: ``<tenant>|<priority>`` -> estimated audio seconds dispatched
+
+SCHED = f"{PREFIX}:sched"
+SCHED_ACTIVE = f"{SCHED}:active"
+SCHED_WAKE = f"{SCHED}:wake"
+SCHED_LEASE = f"{SCHED}:lease"
+SCHED_FENCE = f"{SCHED}:fence"
+SCHED_TENANTS = f"{SCHED}:tenants"
+SCHED_CONSUMERS = f"{SCHED}:consumers"
+SCHED_STATS = f"{SCHED}:stats"
+SCHED_DISPATCHED = f"{SCHED}:dispatched"
+
+
+def consumer_key(hostname: str) -> str:
+    return f"{SCHED}:consumer:{hostname}"

@@ -208,8 +208,11 @@ class JobPlan(_Strict):
 
     def model_of(self, segment: SegmentPlan) -> str:
         """The model whose queues serve a segment: ``<engine>.<weights>`` for a cast voice."""
-        use = self.voices.get(segment.voice) if segment.voice else None
-        return f"{self.engine}.{use.model}" if use else self.model
+        return self.queue_model(self.weights_of(segment))
+
+    def queue_model(self, weights: str) -> str:
+        """The model whose queues serve messages for ``weights``: a cast voice's own model, else the job's."""
+        return f"{self.engine}.{weights}" if any(use.model == weights for use in self.voices.values()) else self.model
 
     @property
     def segments(self) -> list[SegmentPlan]:

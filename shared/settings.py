@@ -162,6 +162,41 @@ class Settings(BaseSettings):
     )
     max_message_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest accepted queue message.")
 
+    # --- scheduling ----------------------------------------------------------
+    dispatch_interval_s: float = Field(
+        default=0.1, gt=0, description="How often the dispatcher tops the bucket queues up (one dispatch cycle)."
+    )
+    dispatch_window: int = Field(
+        default=8,
+        ge=1,
+        description="Messages kept in a bucket queue while no worker of its model has published its batch sizes; "
+        "otherwise the window is twice the sum of the live workers' items per engine call for that bucket.",
+    )
+    dispatch_unit_segments: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Segments of one job and bucket carried by one message (a work unit), acknowledged once "
+        "every one of them is stored: fewer messages and Redis calls per segment on fast cards.",
+    )
+    lease_ttl_s: float = Field(
+        default=5.0, gt=0, description="The dispatcher lease: a replica that cannot renew it within this stops."
+    )
+    priority_aging_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A job waiting without dispatch gains one priority point per this many seconds, so a low "
+        "class never starves for ever.",
+    )
+    default_tenant_weight: float = Field(
+        default=1.0, gt=0, description="Share weight of a tenant that has not been configured."
+    )
+    tenants: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description='Tenants seeded at start when Redis has none, e.g. {"studio": {"weight": 3, "quota": 200}} '
+        "(quota: segments in flight, optional).",
+    )
+
     # --- worker process -----------------------------------------------------
     metrics_port: int = Field(
         default=9300, ge=0, le=65535, description="First metrics port; a pool gives card i port + i. 0 = off."

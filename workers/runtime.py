@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -32,6 +33,7 @@ from shared.schema import SegmentTask, parse_segment_task
 from shared.settings import Settings
 from shared.storage import Storage
 from workers.batcher import Batcher
+from workers.presence import JobStates
 from workers.records import DeadLetterRecord, InFlightRecord, ProcessRecord, RetryRecord, SegmentRecord
 from workers.runner import BatchRunner, StoredSegment
 from workers.telemetry import WorkerIdentity
@@ -39,6 +41,8 @@ from workers.telemetry import WorkerIdentity
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+MAX_UNIT_SEGMENTS = 64
+"""Most segments one work-unit message may carry."""
 MAX_WORKER_FAULTS = 3
 """Deliveries of one segment that may end in its worker failing before the segment is called poison."""
 
@@ -55,10 +59,42 @@ class WorkerRuntime:
     report: Callable[[ProcessRecord], None]
     """Where segments, retries, dead letters and in-flight changes go (``workers.telemetry``)."""
     hostname: str
+    states: JobStates | None = None
+    """The ledger's job states, cached: a cancelled or paused job's segment is not synthesised."""
 
     # --- one message -------------------------------------------------------
     def handle(self, task: Task, payload: Any) -> dict[str, Any]:
         """Process one delivered message; returning means it may be acknowledged."""
+        try:
+            return self._handle_segment(task, payload)
+        except _RetryLater as later:
+            raise task.retry(exc=later.cause, countdown=later.countdown, max_retries=None) from later.cause
+
+    def handle_unit(self, task: Task, payloads: Any) -> dict[str, Any]:
+        """A work unit: several segments of one job and bucket in one message, acknowledged once all are stored.
+
+        Its segments reach the batcher together; one that must be retried retries the whole unit (what is
+        stored by then costs a HEAD the next time), and one that takes the worker down hands it all on.
+        """
+        attempts = int(task.request.retries or 0) + 1
+        if not isinstance(payloads, list) or not 1 <= len(payloads) <= MAX_UNIT_SEGMENTS:
+            reason = f"a work unit must carry 1 to {MAX_UNIT_SEGMENTS} segments"
+            self._dead_letter(payloads, reason, attempts, reason="invalid")
+            return {"status": "rejected", "reason": reason}
+        with ThreadPoolExecutor(max_workers=len(payloads), thread_name_prefix="voxfarm-unit") as pool:
+            futures = [pool.submit(self._handle_segment, task, payload) for payload in payloads]
+        later: list[_RetryLater] = []
+        for future in futures:
+            try:
+                future.result()
+            except _RetryLater as exc:
+                later.append(exc)
+        if later:
+            first = min(later, key=lambda exc: exc.countdown)
+            raise task.retry(exc=first.cause, countdown=first.countdown, max_retries=None) from first.cause
+        return {"status": "unit", "segments": len(payloads)}
+
+    def _handle_segment(self, task: Task, payload: Any) -> dict[str, Any]:
         attempts = int(task.request.retries or 0) + 1
         try:
             segment = parse_segment_task(payload, self.settings.max_message_bytes)
@@ -72,6 +108,9 @@ class WorkerRuntime:
             extra={"job": segment.job, "segment": segment.indexes[0], "key": segment.key, "worker": self.hostname},
         )
 
+        skipped = self._skip(segment)
+        if skipped is not None:
+            return skipped
         try:
             stored = self._render(segment)
         except BadInputError as exc:
@@ -96,7 +135,7 @@ class WorkerRuntime:
                 countdown,
                 extra={"job": segment.job, "segment": segment.indexes[0]},
             )
-            raise task.retry(exc=exc, countdown=countdown, max_retries=None) from exc
+            raise _RetryLater(exc, countdown) from exc
 
         self.report(SegmentRecord(segment.bucket, stored[1]))
         self._complete(segment)
@@ -105,6 +144,19 @@ class WorkerRuntime:
             extra={"job": segment.job, "segment": segment.indexes[0], "key": segment.key, "status": stored[1]},
         )
         return {"status": stored[1], "key": segment.key}
+
+    def _skip(self, segment: SegmentTask) -> dict[str, Any] | None:
+        """Acknowledge without synthesis a segment of a cancelled job, or hand back one of a paused job."""
+        state = self.states.state(segment.job) if self.states is not None else ""
+        if state == "cancelled":
+            log.info("segment of a cancelled job acknowledged unrendered", extra={"job": segment.job})
+            return {"status": "cancelled"}
+        if state == "paused":
+            # Not in flight any more: the dispatcher sends it again once the job is resumed.
+            _with_retries(lambda: self.ledger.clear_sent(segment.job, segment.indexes), BrokerError)
+            log.info("segment of a paused job handed back", extra={"job": segment.job})
+            return {"status": "paused"}
+        return None
 
     def _hand_on(self, segment: SegmentTask, exc: WorkerFaultError, attempts: int) -> dict[str, Any]:
         """Put the message back for another worker, without using one of the segment's retries.
@@ -182,6 +234,14 @@ class WorkerRuntime:
             ),
             Exception,
         )
+
+
+class _RetryLater(Exception):
+    """A segment's message should be retried after ``countdown`` seconds (raised to the message's handler)."""
+
+    def __init__(self, cause: BaseException, countdown: float) -> None:
+        super().__init__(str(cause))
+        self.cause, self.countdown = cause, countdown
 
 
 def _retry_reason(exc: BaseException) -> str:

@@ -16,6 +16,9 @@ def register_synthesis(app: Celery) -> None:
     def synthesize(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
         from workers.runtime import current_runtime
 
-        # Anything but exactly one keyword argument 'segment' is a malformed message.
+        # A work unit carries several segments under 'unit'; anything but exactly one keyword argument,
+        # 'segment' or 'unit', is a malformed message.
+        if not args and set(kwargs) == {"unit"}:
+            return current_runtime().handle_unit(self, kwargs["unit"])
         payload: Any = kwargs.get("segment") if not args and set(kwargs) == {"segment"} else {"args": args, **kwargs}
         return current_runtime().handle(self, payload)

@@ -35,6 +35,7 @@ from shared.voices import VoiceFiles, VoiceRegistry
 from workers.batcher import Batcher, BatchPolicy
 from workers.devices.base import DeviceBackend
 from workers.health import HealthServer, HealthState
+from workers.presence import JobStates, Presence
 from workers.records import ProcessRecord, ReadyRecord, WarmupSummary
 from workers.runner import BatchRunner
 from workers.runtime import WorkerRuntime, install_runtime
@@ -176,7 +177,10 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
     )
     app = create_app(settings)
     register_synthesis(app)
-    install_runtime(WorkerRuntime(settings, app, storage, ledger, batcher, runner, identity, telemetry, hostname))
+    states = JobStates(ledger.redis)
+    install_runtime(
+        WorkerRuntime(settings, app, storage, ledger, batcher, runner, identity, telemetry, hostname, states)
+    )
     runner.start()
     sampler = threading.Thread(
         target=_sample_memory, args=(device.backend, telemetry, health), daemon=True, name="voxfarm-memory"
@@ -187,6 +191,8 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
     queues = [interactive_queue_name(model), *policy.queues(model)]
     largest_batch = max(batch_policy.capacity(edge) for edge in policy.edges)
     concurrency = options.concurrency or max(2, 2 * largest_batch)
+    presence = Presence(ledger.redis, hostname, model, calls)
+    presence.start()
     health.set_ready(True)
     telemetry(ReadyRecord(True))
     log.info(
@@ -205,6 +211,7 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
     try:
         worker.start()
     finally:
+        presence.stop()
         health.set_ready(False)
         telemetry(ReadyRecord(False))
         runner.stop()

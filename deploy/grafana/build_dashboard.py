@@ -350,6 +350,49 @@ ROWS = [
             ),
         ],
     ),
+    Row(
+        "Scheduling",
+        [
+            Panel(
+                "Dispatched work by tenant",
+                "Estimated seconds of audio the dispatcher puts into the queues per second, by tenant: the fair "
+                "share as it is handed out (every control replica reports the same figure, hence max).",
+                [
+                    Target(
+                        "sum by (tenant) (max by (tenant, priority) "
+                        f"(rate(voxfarm_scheduler_dispatched_seconds_total[{RATE}])))",
+                        "{{tenant}}",
+                    )
+                ],
+                unit="s",
+                width=8,
+                stack=True,
+            ),
+            Panel(
+                "Pending work by tenant and priority",
+                "Estimated seconds of audio registered and not yet dispatched (paused jobs excluded).",
+                [Target("max by (tenant, priority) (voxfarm_scheduler_pending_seconds)", "{{tenant}} p{{priority}}")],
+                unit="s",
+                width=8,
+            ),
+            Panel(
+                "Longest wait for dispatch",
+                "Per tenant and priority, the longest a job with work waiting has gone without any dispatched.",
+                [Target("max by (tenant, priority) (voxfarm_scheduler_starved_seconds)", "{{tenant}} p{{priority}}")],
+                unit="s",
+                width=8,
+            ),
+            Panel(
+                "Dispatcher",
+                "Seconds the last dispatch cycle took, and which control replica holds the dispatch lease.",
+                [
+                    Target("max(voxfarm_dispatcher_cycle_seconds)", "cycle seconds"),
+                    Target("max by (holder) (voxfarm_dispatcher_lease_holder)", "lease: {{holder}}"),
+                ],
+                width=8,
+            ),
+        ],
+    ),
 ]
 
 

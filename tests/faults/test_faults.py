@@ -56,6 +56,7 @@ def test_sigkill_of_a_worker_mid_batch(
     farm: FarmProcesses, farm_env: dict[str, str], reference: Reference, tmp_path: Path
 ) -> None:
     first = farm.worker("cpu:0", extra_env=FAST, name="killed")
+    farm.control(extra_env=FAST)
     job = submit(farm, write_fault_book(tmp_path), env=FAST)
     wait_done_at_least(farm_env["VOXFARM_REDIS_URL"], job, 3)
     first.signal(signal.SIGKILL)
@@ -63,7 +64,6 @@ def test_sigkill_of_a_worker_mid_batch(
 
     time.sleep(6)  # past the visibility timeout: the next worker restores what the killed one held
     second = farm.worker("cpu:0", extra_env=FAST, name="survivor")
-    farm.control(extra_env=FAST)
 
     assert_complete_and_identical(storage_for(farm_env), farm_env["VOXFARM_REDIS_URL"], job, reference)
     rendered = stored_keys([first.log(), second.log()])
@@ -74,6 +74,7 @@ def test_sigterm_of_a_worker_mid_batch_drains_it(
     farm: FarmProcesses, farm_env: dict[str, str], reference: Reference, tmp_path: Path
 ) -> None:
     first = farm.worker("cpu:0", extra_env=FAST, name="drained")
+    farm.control(extra_env=FAST)
     job = submit(farm, write_fault_book(tmp_path), env=FAST)
     wait_done_at_least(farm_env["VOXFARM_REDIS_URL"], job, 3)
     first.signal(signal.SIGTERM)
@@ -81,7 +82,6 @@ def test_sigterm_of_a_worker_mid_batch_drains_it(
     done_at_exit = Ledger(redis.Redis.from_url(farm_env["VOXFARM_REDIS_URL"])).status(job).done
 
     second = farm.worker("cpu:0", extra_env=FAST, name="successor")
-    farm.control(extra_env=FAST)
 
     assert_complete_and_identical(storage_for(farm_env), farm_env["VOXFARM_REDIS_URL"], job, reference)
     drained = stored_keys([first.log()])
@@ -259,10 +259,10 @@ def test_a_worker_whose_engine_fails_on_every_call_hands_its_work_on(
         extra_env=bad,
     )
     time.sleep(8)  # let the broken worker warm up and start taking messages first
+    farm.control(extra_env=good)
     job = submit(farm, write_fault_book(tmp_path), "--voice", voice, env=good)
     time.sleep(3)
     farm.worker("cpu:0", extra_env=good, extra_args=["--voice", voice])
-    farm.control(extra_env=good)
 
     assert_complete_and_identical(storage_for(farm_env), farm_env["VOXFARM_REDIS_URL"], job, reference)
     broker = redis.Redis.from_url(farm_env["VOXFARM_REDIS_URL"])
@@ -319,6 +319,7 @@ def test_a_worker_host_cut_off_mid_batch_and_reconnected_after_redelivery(
             "VOXFARM_MAX_WAIT_MS": "20",
         }
         remote = farm.worker("cpu:0", extra_env=env, name="remote", wrap=partitioned.command)
+        farm.control(extra_env=env)
         job = submit(farm, write_fault_book(tmp_path), env=env)
         wait_done_at_least(broker.url, job, 2)
         partitioned.cut()
@@ -327,7 +328,6 @@ def test_a_worker_host_cut_off_mid_batch_and_reconnected_after_redelivery(
 
         time.sleep(6)  # past the visibility timeout: its messages go to the next worker
         local = farm.worker("cpu:1", extra_env=env, name="local")
-        farm.control(extra_env=env)
         assert wait_for_state(broker.url, job, {"done"}, 240) == "done"
         assert remote.alive(), "the cut-off worker died"
 

@@ -600,3 +600,35 @@ def test_worker_monitors_give_every_series_the_pool_label(chart: helm_python.Cha
     endpoints = monitor.get("podMetricsEndpoints") or monitor["endpoints"]
     rule = {"sourceLabels": ["__meta_kubernetes_pod_label_voxfarm_pool"], "targetLabel": "pool"}
     assert endpoints and all(rule in endpoint["relabelings"] for endpoint in endpoints)
+
+
+def test_tenants_and_two_control_replicas_come_from_values(chart: helm_python.Chart) -> None:
+    values = {
+        "control": {"replicas": 2},
+        "scheduling": {"tenants": {"studio": {"weight": 3, "quota": 200}, "team": {"weight": 1}}},
+    }
+    release = render(chart, values)
+
+    env = release.configmap_env()
+    assert json.loads(env["VOXFARM_TENANTS"]) == {"studio": {"weight": 3, "quota": 200}, "team": {"weight": 1}}
+    assert float(env["VOXFARM_LEASE_TTL_S"]) > 0 and float(env["VOXFARM_PRIORITY_AGING_S"]) > 0
+    control = [d for d in release.of_kind("Deployment") if d["metadata"]["name"].endswith("-control")]
+    assert [d["spec"]["replicas"] for d in control] == [2]
+    from shared.settings import Settings
+
+    settings = Settings(tenants=json.loads(env["VOXFARM_TENANTS"]), lease_ttl_s=float(env["VOXFARM_LEASE_TTL_S"]))
+    assert settings.tenants["studio"] == {"weight": 3.0, "quota": 200.0}
+
+
+@pytest.mark.parametrize(
+    ("tenants", "message"),
+    [
+        ({"Bad Name": {"weight": 1}}, "'Bad Name' does not match pattern"),
+        ({"team": {"weight": 0}}, "/scheduling/tenants/team/weight"),
+        ({"team": {"quota": 0}}, "/scheduling/tenants/team/quota"),
+        ({"team": {"share": 2}}, "/scheduling/tenants/team"),
+    ],
+)
+def test_bad_tenant_values_are_refused(chart: helm_python.Chart, tenants: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm_python.HelmValuesError, match=re.escape(message)):
+        render(chart, {"scheduling": {"tenants": tenants}})

@@ -19,7 +19,7 @@ def ledger(redis_url: str) -> Ledger:
 def test_reused_segments_count_as_done_at_creation(ledger: Ledger) -> None:
     ledger.create_job("book-1", total=5, reused=[0, 3], meta={"title": "Book"})
     status = ledger.status("book-1")
-    assert (status.total, status.done, status.reused, status.state) == (5, 2, 2, "rendering")
+    assert (status.total, status.done, status.reused, status.state) == (5, 2, 2, "queued")
 
 
 def test_a_fully_reused_job_completes_at_creation(ledger: Ledger) -> None:

@@ -48,12 +48,14 @@ def test_the_reconciler_finishes_a_job_whose_redis_data_was_wiped_mid_render(
 
 def test_resume_re_enqueues_only_what_is_missing(farm: FarmProcesses, farm_env: dict[str, str], tmp_path: Path) -> None:
     worker = farm.worker("cpu:0")
+    control = farm.control()  # dispatches the job
     result = farm.cli("submit", str(write_book(tmp_path)), "--json")
     job = json.loads(result.stdout)["job"]
     client = redis.Redis.from_url(farm_env["VOXFARM_REDIS_URL"])
     ledger = Ledger(client)
     _wait_done_at_least(ledger, job, 2)
     worker.stop()
+    control.stop()
     client.flushdb()
     stored_before = ledger.redis.dbsize()
     assert stored_before == 0

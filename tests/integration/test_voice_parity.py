@@ -29,16 +29,16 @@ def test_worker_output_matches_piper_for_the_same_phonemes_with_noise_off(
     farm: FarmProcesses, farm_env: dict[str, str], tmp_path: Path
 ) -> None:
     farm.worker("cpu:0")
+    farm.control()
     book = write_book(tmp_path, SENTENCES, "parity.md")
     result = farm.cli("submit", str(book), "--json", "--noise-scale", "0", "--noise-w", "0", "--no-titles")
     assert result.returncode == 0, result.stderr
     job = json.loads(result.stdout)["job"]
-    assert wait_for_state(farm_env["VOXFARM_REDIS_URL"], job, {"rendering", "assembling", "done"}, 5)
+    assert wait_for_state(farm_env["VOXFARM_REDIS_URL"], job, {"queued", "rendering", "assembling", "done"}, 5)
 
     storage = open_storage(farm_env["VOXFARM_STORAGE_URL"], endpoint_url=farm_env["VOXFARM_S3_ENDPOINT_URL"])
     plan = JobPlan.model_validate_json(storage.get_bytes(plan_path(job)))
-    # No control service runs here: the job stops at 'assembling' once every segment is stored.
-    assert wait_for_state(farm_env["VOXFARM_REDIS_URL"], job, {"assembling"}, 180) == "assembling"
+    assert wait_for_state(farm_env["VOXFARM_REDIS_URL"], job, {"done"}, 180) == "done"
 
     piper_voice = PiperVoice.load(bundled_voice().model_path)
     quiet = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0, length_scale=plan.params.length_scale)

@@ -173,15 +173,21 @@ def test_jobs_active_segments_remaining_and_progress_age_come_from_the_ledger(cl
     ledger.mark_done("book-one", [2])
     ledger.create_job("book-two", total=4, reused=[], meta={"title": "Two"})
     ledger.mark_done("book-two", [0, 1, 2, 3])  # moves to assembling
+    ledger.set_state("book-one", JobState.RENDERING)  # as the dispatcher's first push leaves it
     ledger.create_job("book-three", total=3, reused=[0, 1, 2], meta={"title": "Three"})
     ledger.set_state("book-three", JobState.DONE)
+    ledger.create_job("book-four", total=5, reused=[], meta={"title": "Four"})  # queued: nothing dispatched yet
+    ledger.create_job("book-five", total=6, reused=[], meta={"title": "Five"})
+    ledger.set_state("book-five", JobState.PAUSED)
     client.hset("voxfarm:job:book-one:meta", "updated_at", time.time() - 120)
 
     samples = _samples(ControlPlaneCollector(RedisReader(client)))
 
     assert samples[("voxfarm_jobs_active", (("state", "rendering"),))] == 1
     assert samples[("voxfarm_jobs_active", (("state", "assembling"),))] == 1
-    assert samples[("voxfarm_segments_remaining", ())] == 7
+    assert samples[("voxfarm_jobs_active", (("state", "queued"),))] == 1
+    assert samples[("voxfarm_jobs_active", (("state", "paused"),))] == 1
+    assert samples[("voxfarm_segments_remaining", ())] == 7 + 5, "a paused job's segments wait on purpose"
     assert samples[("voxfarm_job_progress_age_seconds", ())] == pytest.approx(120, abs=5)
 
 
@@ -212,3 +218,19 @@ def test_an_unreachable_redis_reports_broker_down_and_no_stale_figures() -> None
     assert samples[("voxfarm_broker_up", ())] == 0
     assert samples[("voxfarm_exporter_read_errors_total", ())] == 1
     assert not [name for name, _ in samples if name.startswith(("voxfarm_queue", "voxfarm_segments", "voxfarm_jobs"))]
+
+
+def test_a_work_unit_counts_the_tokens_of_every_segment_it_carries() -> None:
+    from producer.exporter import decode_segment
+    from tests.support.raw_messages import celery_body, envelope
+
+    def segment(tokens: int) -> dict[str, object]:
+        return {"ids": list(range(tokens)), "enqueued_at": 100.0, "params": {"length_scale": 1.0}}
+
+    queue = "voxfarm.piper-onnx.en_US-joe-medium.b64"
+    single = decode_segment(envelope(celery_body({"segment": segment(40)}), queue=queue))
+    unit = decode_segment(envelope(celery_body({"unit": [segment(40), segment(30)]}), queue=queue))
+
+    assert single is not None and unit is not None
+    assert (single.tokens, unit.tokens) == (40, 70)
+    assert unit.work_s == single.work_s * 70 / 40

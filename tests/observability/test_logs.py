@@ -22,13 +22,13 @@ def _first(entries: list[dict[str, Any]], msg: str, **fields: Any) -> dict[str, 
     return found[0]
 
 
-def test_a_segment_is_followed_by_job_and_index_from_submit_through_a_worker_to_assembly(live: LiveRun) -> None:
-    submitted = [e for e in records(live.submit_log) if e.get("msg") == "segment enqueued"]
-    workers = [e for worker in live.workers for e in records(worker.log())]
+def test_a_segment_is_followed_by_job_and_index_from_dispatch_through_a_worker_to_assembly(live: LiveRun) -> None:
     control = records(live.control.log())
+    submitted = [e for e in control if e.get("msg") == "segment enqueued" and e.get("job") == JOB]
+    workers = [e for worker in live.workers for e in records(worker.log())]
 
-    assert submitted, live.submit_log[-2000:]
-    assert all(e["job"] == JOB and isinstance(e["segment"], int) and e["key"] for e in submitted)
+    assert submitted, live.control.log()[-2000:]
+    assert all(isinstance(e["segment"], int) and e["key"] for e in submitted)
     enqueued = submitted[-1]
     segment = enqueued["segment"]
     steps = [enqueued] + [_first(workers, msg, job=JOB, segment=segment) for msg in WORKER_STEPS]
@@ -42,7 +42,7 @@ def test_a_segment_is_followed_by_job_and_index_from_submit_through_a_worker_to_
 
 
 def test_every_json_line_with_a_segment_also_names_its_job(live: LiveRun) -> None:
-    lines = [e for worker in live.workers for e in records(worker.log())] + records(live.submit_log)
+    lines = [e for worker in live.workers for e in records(worker.log())] + records(live.control.log())
 
     with_segment = [e for e in lines if "segment" in e]
 

@@ -22,6 +22,9 @@ ALLOWED_LABELS = {
     "operation",
     "model",
     "state",
+    "tenant",
+    "priority",
+    "holder",
     "le",
 }
 """Label names a voxfarm series may carry (plus the worker info metric's version labels)."""

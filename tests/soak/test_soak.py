@@ -21,6 +21,7 @@ from producer.submit import submit_plan
 from shared.buckets import BucketPolicy
 from shared.celery_app import create_app
 from shared.ledger import Ledger
+from shared.redis_keys import SCHED_LEASE
 from shared.settings import load_settings
 from shared.voices import bundled_voice
 from tests.support.processes import FarmProcesses, wait_for_state
@@ -101,6 +102,7 @@ def test_a_worker_runs_2000_batches_with_bounded_memory(
 ) -> None:
     port = free_port_pair()
     worker = farm.worker("cpu:0", extra_args=["--metrics-port", str(port)])
+    farm.control()
     started = time.perf_counter()
     plan = _plan(utterances(tmp_path / "soak.jsonl", 2000))
     client = redis.Redis.from_url(farm_env["VOXFARM_REDIS_URL"])
@@ -119,7 +121,7 @@ def test_a_worker_runs_2000_batches_with_bounded_memory(
         assert time.monotonic() < deadline and worker.alive(), worker.log()[-2000:]
         samples.append((ledger.status(plan.job).done, resident_bytes(worker.pid)))
         time.sleep(2)
-    assert wait_for_state(farm_env["VOXFARM_REDIS_URL"], plan.job, {"assembling"}, 60) == "assembling"
+    assert wait_for_state(farm_env["VOXFARM_REDIS_URL"], plan.job, {"assembling", "done"}, 60)
     warm = next(rss for done, rss in samples if done >= 200)
     peak = max(rss for _done, rss in samples)
     final = resident_bytes(worker.pid)
@@ -138,7 +140,9 @@ def test_a_worker_runs_2000_batches_with_bounded_memory(
     assert final - warm < 64 * 2**20, f"resident memory grew by {(final - warm) / 2**20:.0f} MB over the soak"
 
 
-def test_the_producer_enqueues_20000_segments(farm_env: dict[str, str], tmp_path: Path) -> None:
+def test_the_producer_registers_20000_segments_and_the_dispatcher_admits_them(
+    farm_env: dict[str, str], tmp_path: Path
+) -> None:
     book = utterances(tmp_path / "big.jsonl", 20_000)
     started = time.perf_counter()
     plan = _plan(book)
@@ -147,22 +151,40 @@ def test_the_producer_enqueues_20000_segments(farm_env: dict[str, str], tmp_path
     from shared.storage import open_storage
 
     storage = open_storage(farm_env["VOXFARM_STORAGE_URL"], endpoint_url=farm_env["VOXFARM_S3_ENDPOINT_URL"])
-    result = submit_plan(
-        plan,
-        storage=storage,
-        ledger=Ledger(client),
-        app=create_app(load_settings(redis_url=farm_env["VOXFARM_REDIS_URL"])),
-    )
-    enqueued = time.perf_counter()
-    queued = sum(client.llen(q) for q in client.scan_iter(match="voxfarm.piper-onnx.*", _type="list"))
-    assert result.enqueued == 20_000 and queued == 20_000
+    from producer.dispatcher import Dispatcher
+
+    settings = load_settings(redis_url=farm_env["VOXFARM_REDIS_URL"])
+    app = create_app(settings)
+    ledger = Ledger(client)
+    result = submit_plan(plan, storage=storage, ledger=ledger, app=app)
+    submitted = time.perf_counter()
+
+    def queued() -> int:
+        return sum(int(client.llen(q)) for q in client.scan_iter(match="voxfarm.piper-onnx.*", _type="list"))
+
+    assert result.enqueued == 20_000 and queued() == 0, "submit put segments in the broker"
+    # No worker is known: the default window per bucket queue bounds what the broker holds.
+    windowed = Dispatcher(storage=storage, ledger=ledger, app=app, settings=settings).cycle()
+    buckets = len({s.bucket for s in plan.segments})
+    assert windowed.dispatched == queued() <= settings.dispatch_window * buckets
+    windowed_memory = int(client.info("memory")["used_memory"])
+    # Admission speed: a window as large as the book, one cycle.
+    big = settings.model_copy(update={"dispatch_window": 20_000})
+    admitting = Dispatcher(storage=storage, ledger=ledger, app=app, settings=big, holder="admission-bench")
+    client.delete(SCHED_LEASE)
+    admit_started = time.perf_counter()
+    admitted = admitting.cycle()
+    admit_seconds = time.perf_counter() - admit_started
+    assert admitted.dispatched == 20_000 - windowed.dispatched and queued() == 20_000
     report(
         "producer",
         {
             "segments": 20_000,
             "plan_seconds": round(planned - started, 1),
             "plan_segments_per_s": round(20_000 / (planned - started)),
-            "submit_seconds": round(enqueued - planned, 1),
-            "enqueue_segments_per_s": round(20_000 / (enqueued - planned)),
+            "submit_seconds": round(submitted - planned, 2),
+            "admit_segments_per_s": round(admitted.dispatched / admit_seconds),
+            "redis_used_memory_windowed_mb": round(windowed_memory / 2**20, 1),
+            "redis_used_memory_whole_book_mb": round(int(client.info("memory")["used_memory"]) / 2**20, 1),
         },
     )
