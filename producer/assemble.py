@@ -37,11 +37,20 @@ from producer.audiobook.cover import Cover, prepare_cover
 from producer.audiobook.ffmpeg import EncoderError, encode_lossy
 from producer.audiobook.loudness import Leveller, LevelReport, LoudnessTarget
 from producer.audiobook.m4b import BookInfo, build_m4b
+from producer.audiobook.voice_match import VoiceMatcher
 from shared.errors import BadInputError, NotFoundError
 from shared.keys import job_dir, manifest_path, plan_path, segment_path
 from shared.names import slugify
 from shared.quality import QualityReport, report_from_comment, speech_bounds
-from shared.schema import AssemblyOptions, ChapterPlan, JobPlan, Manifest, ManifestChapter, SegmentPlan
+from shared.schema import (
+    AssemblyOptions,
+    ChapterPlan,
+    JobPlan,
+    Manifest,
+    ManifestChapter,
+    SegmentPlan,
+    SegmentVoice,
+)
 from shared.settings import Settings
 from shared.storage import Storage
 
@@ -184,7 +193,8 @@ class _Assembly:
             segments_flagged=sum(len(c.quality) for c in chapters),
             loudness_target_lufs=options.loudness_target_lufs,
             true_peak_ceiling_dbtp=options.true_peak_dbtp,
-            notes=self.notes,
+            notes=[*self.plan.notes, *self.notes],
+            cast={name: use.model_dump(mode="json") for name, use in plan.voices.items()},
         )
         self.storage.put_bytes(manifest_path(plan.job), manifest.model_dump_json(indent=2).encode(), "application/json")
         log.info(
@@ -201,6 +211,8 @@ class _Assembly:
     def _gap_ms(self, chapter: ChapterPlan, position: int, segment: SegmentPlan) -> int:
         if position == len(chapter.segments) - 1:
             return self.options.chapter_pause_ms
+        if segment.continues:
+            return 0  # a quotation inside a sentence: the text has no pause there
         return self.options.paragraph_pause_ms if segment.paragraph_end else self.options.sentence_pause_ms
 
     def _chapter(
@@ -211,6 +223,7 @@ class _Assembly:
         timings: list[subtitles.TimedText] = []
         flagged: list[dict[str, Any]] = []
         written = 0
+        voices = VoiceMatcher(rate, self.plan.voice)
         with raw_path.open("wb") as raw:
             lead = _silence(self.options.chapter_lead_ms, rate)
             raw.write(lead.tobytes())
@@ -219,7 +232,12 @@ class _Assembly:
             for position, (segment, samples, report) in enumerate(fetched):
                 begin, end = speech_bounds(samples, rate)
                 if end > begin:
-                    timings.append(subtitles.TimedText((written + begin) / rate, (written + end) / rate, segment.text))
+                    timings.append(
+                        subtitles.TimedText(
+                            (written + begin) / rate, (written + end) / rate, segment.text, segment.speaker
+                        )
+                    )
+                voices.add(self.plan.voice_of(segment), samples, written)
                 if report is not None and not report.passed:
                     flagged.append(
                         {
@@ -233,6 +251,8 @@ class _Assembly:
                 raw.write(samples.tobytes())
                 raw.write(gap.tobytes())
                 written += len(samples) + len(gap)
+        gains = voices.gains_db()
+        voices.apply(raw_path, gains)
         source = np.memmap(raw_path, dtype=np.float32, mode="r") if written else np.zeros(0, dtype=np.float32)
         fmt = self.options.chapter_format
         lossless_format = "wav" if fmt == "wav" else "flac"
@@ -272,6 +292,8 @@ class _Assembly:
             limited_db=round(level.limited_db, 2),
             subtitles=subtitle_files,
             quality=flagged,
+            voices=[self.plan_voice(segment) for segment in chapter.segments],
+            voice_gains_db=gains,
         )
         return _ChapterOutput(entry, lossless, written)
 
@@ -291,6 +313,11 @@ class _Assembly:
         (work / "envelope.npy").unlink(missing_ok=True)
         return report
 
+    def plan_voice(self, segment: SegmentPlan) -> SegmentVoice:
+        return SegmentVoice(
+            voice=self.plan.voice_of(segment), kind=segment.kind, speaker=segment.speaker, language=segment.language
+        )
+
     def _tags(self, chapter: ChapterPlan) -> dict[str, str | None]:
         return {
             "title": chapter.title,
@@ -303,7 +330,7 @@ class _Assembly:
         wanted = {"none": (), "srt": ("srt",), "vtt": ("vtt",), "both": ("srt", "vtt")}[self.options.subtitles]
         if not wanted:
             return {}
-        cues = subtitles.cues(timings)
+        cues = subtitles.cues(timings, speakers=self.options.subtitle_speakers)
         names: dict[str, str] = {}
         for kind in wanted:
             text = subtitles.to_srt(cues) if kind == "srt" else subtitles.to_vtt(cues)
@@ -332,7 +359,7 @@ class _Assembly:
 
     def _load(self, segment: SegmentPlan) -> tuple[np.ndarray, QualityReport | None]:
         try:
-            data = self.storage.get_bytes(segment_path(self.plan.voice, segment.key))
+            data = self.storage.get_bytes(segment_path(self.plan.weights_of(segment), segment.key))
         except NotFoundError as exc:
             raise NotFoundError(
                 f"segment {segment.index} of {self.plan.job} is missing from storage; "

@@ -48,6 +48,12 @@ def _book_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--length-scale", type=float, help="speaking rate: >1 slower, <1 faster")
     parser.add_argument("--noise-scale", type=float, help="voice variation (0 = deterministic)")
     parser.add_argument("--noise-w", type=float, help="timing variation (0 = deterministic)")
+    parser.add_argument(
+        "--cast",
+        type=Path,
+        metavar="FILE",
+        help="cast file (TOML): voices of narrator, dialogue, characters, languages",
+    )
 
 
 def _priority(value: str) -> int | str:
@@ -74,6 +80,9 @@ def _assembly_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--loudness", type=float, metavar="LUFS", help="loudness target per chapter (-18)")
     group.add_argument("--true-peak", type=float, metavar="DBTP", help="true-peak ceiling (-1)")
     group.add_argument("--subtitles", choices=["none", "srt", "vtt", "both"], help="subtitles per chapter (none)")
+    group.add_argument(
+        "--subtitle-speakers", action="store_true", default=None, help="cues of attributed quotations name the speaker"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,9 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     control.add_argument("--concurrency", type=int, default=2)
     control.add_argument("--metrics-port", type=int, default=9400, help="metrics port (0 = any free port, -1 = off)")
 
+    from producer.cast_command import add_cast_parser
     from producer.qwen_voices import add_voice_parsers
 
     add_voice_parsers(sub)
+    add_cast_parser(sub)
 
     from producer.api_commands import add_api_parsers
 
@@ -235,6 +246,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "bench": commands.bench,
         "voices": commands.voices,
         "models": commands.models,
+        "cast": commands.cast,
         "api": api_commands.api,
         "serve": api_commands.serve,
         "tokens": api_commands.tokens,

@@ -11,6 +11,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from producer.cast_command import load_cast, with_overrides
 from producer.console import print_json
 from producer.planner import PlanOptions, default_params, plan_book, plan_summary
 from producer.progress import describe, rerun_hint, watch
@@ -55,11 +56,16 @@ def _plan_with_cover(
     from shared.voices import VoiceFiles
 
     voice_id = args.voice or settings.voice
-    qwen = find_qwen_voice(voice_id, args.engine or settings.engine, settings, storage)
+    cast = load_cast(args, settings, storage)
+    qwen = None if cast else find_qwen_voice(voice_id, args.engine or settings.engine, settings, storage)
     engine = qwen.spec.engine if qwen else args.engine or settings.submit_engine
     engine_spec(engine)
+    if cast is not None:
+        cast.check_engine(engine)
     voice: VoiceFiles | ResolvedVoice | None = None
-    if qwen is None:
+    if cast is not None:
+        voice = cast.narrator.files
+    elif qwen is None:
         voice = VoiceRegistry(settings.voices_dir, storage, settings.effective_cache_dir).resolve(voice_id)
     book = load_book(args.book, include_matter=args.include_matter, max_bytes=settings.max_source_bytes)
     book = apply_sidecar(book, args.book)
@@ -68,7 +74,7 @@ def _plan_with_cover(
     if qwen is not None:
         voice = qwen.resolve(book.language)
     assert voice is not None
-    params = default_params(voice)
+    params = cast.narrator.params if cast else default_params(voice)
     overrides = {
         "length_scale": args.length_scale,
         "noise_scale": args.noise_scale,
@@ -85,6 +91,7 @@ def _plan_with_cover(
         max_chars=settings.max_book_chars,
         speak_titles=not args.no_titles,
         lexicon=Lexicon.from_file(args.lexicon) if args.lexicon else None,
+        cast=with_overrides(cast, overrides),
         assembly=assembly_options(
             settings,
             chapter_format=getattr(args, "chapter_format", None),
@@ -92,6 +99,7 @@ def _plan_with_cover(
             loudness_target_lufs=getattr(args, "loudness", None),
             true_peak_dbtp=getattr(args, "true_peak", None),
             subtitles=getattr(args, "subtitles", None),
+            subtitle_speakers=getattr(args, "subtitle_speakers", None),
         ),
     )
     return plan_book(book, options), book.cover
@@ -110,6 +118,11 @@ def plan(args: argparse.Namespace, settings: Settings) -> int:
             f"{chapter['chars']:8d} chars"
         )
     print(f"  {summary['segments_total']} segments, job id {job_plan.job}")
+    voices = summary["voices"]
+    if len(voices) > 1:  # type: ignore[arg-type]
+        print("  voices: " + ", ".join(f"{name} {count}" for name, count in voices.items()))  # type: ignore[attr-defined]
+    for note in job_plan.notes:
+        print(f"  note: {note}")
     return 0
 
 
@@ -153,6 +166,7 @@ def render(args: argparse.Namespace, settings: Settings) -> int:
         ledger = Ledger.from_settings(settings)
         ledger.ping()
         job_plan, cover = _plan_with_cover(args, settings, storage)
+        _print_notes(job_plan)
         with _rerun_hint_on_error(storage, job_plan):
             return _render_on(args, settings, storage, ledger, job_plan=job_plan, cover=cover)
     from producer.embedded import local_farm
@@ -165,9 +179,13 @@ def render(args: argparse.Namespace, settings: Settings) -> int:
         f"{len(job_plan.chapters)} chapters, on a local farm",
         file=sys.stderr,
     )
+    _print_notes(job_plan)
+    # A cast job needs a worker for each model its voices use (presets of one model share its workers).
+    models = sorted({use.model for use in job_plan.voices.values()}) or [voice]
+    voice, extra = models[0], models[1:]
     with (
         _rerun_hint_on_error(storage, job_plan),
-        local_farm(workers=args.workers, engine=job_plan.engine, voice=voice) as (redis_url, farm),
+        local_farm(workers=args.workers, engine=job_plan.engine, voice=voice, extra_voices=extra) as (redis_url, farm),
     ):
         local = settings.model_copy(update={"redis_url": redis_url})
         ledger = Ledger.from_url(redis_url)
@@ -182,6 +200,12 @@ def render(args: argparse.Namespace, settings: Settings) -> int:
             alive=farm.check_alive,
             note=farm.progress_note,
         )
+
+
+def _print_notes(job_plan: JobPlan) -> None:
+    """What planning reports (passages in a language no voice of the job speaks), before anything renders."""
+    for note in job_plan.notes:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def _requeue_unstored(job: str, storage: Storage, ledger: Ledger, settings: Settings) -> None:
@@ -423,20 +447,33 @@ def bench(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def voices(args: argparse.Namespace, settings: Settings) -> int:
+    from producer.piper_voices import add_piper_voice, preset_rows, print_added
     from producer.qwen_voices import add_voice, list_voices
+    from shared.presets import PresetRegistry
 
     if getattr(args, "voices_command", None) == "add":
-        return add_voice(args, settings)
-    storage: Storage | None
+        if args.piper is None:
+            return add_voice(args, settings)
+        storage = _storage(settings)
+        print_added(add_piper_voice(args, VoiceRegistry(settings.voices_dir, storage, settings.effective_cache_dir)))
+        return 0
+    found: Storage | None
     try:
-        storage = _storage(settings) if settings.storage_url else None
+        found = _storage(settings) if settings.storage_url else None
     except VoxfarmError:
-        storage = None
-    registry = VoiceRegistry(settings.voices_dir, storage, settings.effective_cache_dir)
-    return list_voices(registry.available(), settings, storage, bool(getattr(args, "json", False)))
+        found = None
+    registry = VoiceRegistry(settings.voices_dir, found, settings.effective_cache_dir)
+    presets = preset_rows(PresetRegistry(registry))
+    return list_voices(registry.available(), settings, found, bool(getattr(args, "json", False)), presets)
 
 
 def models(args: argparse.Namespace, settings: Settings) -> int:
     from producer.qwen_voices import models as run_models
 
     return run_models(args, settings)
+
+
+def cast(args: argparse.Namespace, settings: Settings) -> int:
+    from producer.cast_command import cast_book
+
+    return cast_book(args, settings)

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,6 +164,8 @@ class LocalFarm:
     workers: int
     engine: str | None = None
     voice: str | None = None
+    extra_voices: Sequence[str] = ()
+    """Further models a cast job needs: worker i serves model i modulo their number (one each at least)."""
     logdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="voxfarm-logs-")))
     after_exit: Callable[[], object] | None = None
     """Called when a process exited mid-run (before its restart)."""
@@ -173,13 +175,16 @@ class LocalFarm:
 
     def __post_init__(self) -> None:
         slots = [Supervised("control", self._launcher("control", ["control", "--metrics-port", "0"]))]
+        served = [self.voice, *self.extra_voices]
+        self.workers = max(self.workers, len(served))
         for index in range(self.workers):
             ready = str(self._ready(index))
             args = ["worker", "--device", f"cpu:{index}", "--metrics-port", "0", "--ready-file", ready]
             if self.engine:
                 args += ["--engine", self.engine]
-            if self.voice:
-                args += ["--voice", self.voice]
+            voice = served[index % len(served)]
+            if voice:
+                args += ["--voice", voice]
             slots.append(Supervised(f"worker-{index}", self._launcher(f"worker-{index}", args)))
         self.supervisor = Supervisor(slots, on_exit=self._on_exit)
 
@@ -260,6 +265,7 @@ def local_farm(
     workers: int | None = None,
     engine: str | None = None,
     voice: str | None = None,
+    extra_voices: Sequence[str] = (),
     extra_env: Mapping[str, str] = {},
 ) -> Iterator[tuple[str, LocalFarm]]:
     """Yield (redis_url, farm); everything started here is stopped on exit, Ctrl-C included."""
@@ -274,7 +280,7 @@ def local_farm(
     try:
         redis.start()
         env = {**extra_env, "VOXFARM_REDIS_URL": redis.url}
-        farm = LocalFarm(env, workers or worker_count(), engine, voice)
+        farm = LocalFarm(env, workers or worker_count(), engine, voice, extra_voices)
         farm.start()
         yield redis.url, farm
     except VoxfarmError:

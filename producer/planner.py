@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from producer.cast import Cast
+from producer.cast_plan import CastPlanner
 from producer.ingest import Book
+from producer.ingest.model import Chapter
+from producer.languages import LanguageCheck
 from shared.buckets import BucketPolicy, model_name
 from shared.engines import engine_spec
 from shared.errors import BadInputError, EmptyInputError
 from shared.frontend import Frontend, create_frontend
+from shared.frontend.dialogue import strip_voice_marks, voice_mark
 from shared.frontend.lexicon import Lexicon
 from shared.keys import content_key, job_dir
 from shared.names import check_job_id, slugify
+from shared.presets import model_params
 from shared.qwen.voices import ResolvedVoice
 from shared.schema import AssemblyOptions, ChapterPlan, JobPlan, SegmentPlan, SynthesisParams
 from shared.voices import VoiceFiles
@@ -38,18 +45,15 @@ class PlanOptions:
     assembly: AssemblyOptions | None = None
     max_chars: int = 20_000_000
     """Refuse books longer than this before phonemising them (see Settings.max_book_chars)."""
+    cast: Cast | None = None
+    """Voices for narration, dialogue, characters and languages; ``voice`` and ``params`` are then the narrator's."""
 
 
 def default_params(voice: VoiceFiles | ResolvedVoice) -> SynthesisParams:
     """The voice's own inference settings from its config (Qwen3-TTS samples with its checkpoint's settings)."""
     if isinstance(voice, ResolvedVoice):
         return SynthesisParams()
-    inference = voice.config.get("inference", {})
-    return SynthesisParams(
-        noise_scale=float(inference.get("noise_scale", 0.667)),
-        length_scale=float(inference.get("length_scale", 1.0)),
-        noise_w=float(inference.get("noise_w", 0.8)),
-    )
+    return model_params(voice.config)
 
 
 def make_frontend(options: PlanOptions) -> Frontend:
@@ -74,14 +78,30 @@ def plan_book(book: Book, options: PlanOptions, frontend: Frontend | None = None
     job_conditioning = qwen.conditioning() if qwen else None
     chapters: list[ChapterPlan] = []
     index = 0
+    cast = CastPlanner(options.cast, spec, options.policy, options.lexicon, book.language) if options.cast else None
+    languages = LanguageCheck(voice, book.language)
     for chapter_index, chapter in enumerate(book.chapters):
-        paragraphs: list[str] = list(chapter.paragraphs)
         # Utterance lists (JSONL) title each "chapter" with its id: never read those aloud.
-        if options.speak_titles and book.source_format != "jsonl" and chapter.title.strip():
+        speak_title = options.speak_titles and book.source_format != "jsonl" and chapter.title.strip()
+        if cast is not None:
+            segments = cast.chapter(chapter_paragraphs(chapter), index, chapter.title if speak_title else None)
+            index += len(segments)
+            if segments:
+                chapters.append(
+                    ChapterPlan(
+                        index=len(chapters),
+                        title=chapter.title or f"Chapter {chapter_index + 1}",
+                        chars=sum(len(p) for p in chapter.paragraphs),
+                        segments=segments,
+                    )
+                )
+            continue
+        paragraphs = [strip_voice_marks(p) for p in chapter.paragraphs]
+        if speak_title:
             paragraphs.insert(0, chapter.title)
-        segments: list[SegmentPlan] = []
+        segments = []
         conditioning = qwen.conditioning(chapter.instruct) if qwen else None
-        for piece in frontend.segment_chapter(paragraphs):
+        for piece in languages.segment_chapter(frontend, paragraphs):
             key = content_key(
                 engine=spec.name,
                 engine_version=spec.version,
@@ -121,22 +141,32 @@ def plan_book(book: Book, options: PlanOptions, frontend: Frontend | None = None
         if options.job
         else default_job_id(book.title, [s.key for c in chapters for s in c.segments])
     )
+    narrator = options.cast.narrator if options.cast else None
     return JobPlan(
         job=job,
         title=book.title,
         author=book.author,
         language=book.language,
-        voice=voice.id,
+        voice=narrator.name if narrator else voice.id,
         engine=spec.name,
         model=model_name(spec.name, qwen.model.name if qwen else voice.id),
         sample_rate=voice.sample_rate,
-        params=options.params,
+        params=narrator.params if narrator else options.params,
+        voices=cast.plan_voices() if cast else {},
+        notes=cast.notes() if cast else languages.notes(),
         created_at=time.time(),
         chapters=chapters,
         cover=cover_path(job, book.cover_type) if book.cover else None,
         assembly=options.assembly,
         conditioning=job_conditioning,
     )
+
+
+def chapter_paragraphs(chapter: Chapter) -> list[str]:
+    """A chapter whose source names its voice (a JSONL utterance's ``voice``) is marked up as such."""
+    if chapter.voice:
+        return [voice_mark(chapter.voice, p) for p in chapter.paragraphs]
+    return list(chapter.paragraphs)
 
 
 #: Cover types a book may declare -> the extension it is stored under (the bytes are checked at assembly).
@@ -176,6 +206,8 @@ def plan_summary(plan: JobPlan) -> dict[str, object]:
         "chars_total": sum(c.chars for c in plan.chapters),
         "tokens_total": sum(len(s.ids) for s in plan.segments),
         "buckets": _bucket_counts(plan),
+        "voices": dict(sorted(Counter(plan.voice_of(s) for s in plan.segments).items())),
+        "notes": list(plan.notes),
         "chapters": [
             {"index": c.index, "title": c.title, "segments": len(c.segments), "chars": c.chars} for c in plan.chapters
         ],

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from tqdm import tqdm
 
-from producer.submit import group_by_key, stored_keys
+from producer.submit import group_by_key, plan_stored_keys
 from shared.errors import VoxfarmError
 from shared.ledger import JobState, JobStatus, Ledger
 from shared.schema import JobPlan
@@ -98,7 +98,7 @@ def rerun_hint(storage: Storage, plan: JobPlan) -> str:
     """The last line of a failed render: what running the same command again will not redo."""
     try:
         groups = group_by_key(plan.segments)
-        stored = sum(len(groups[key]) for key in stored_keys(storage, plan.voice, list(groups)))
+        stored = sum(len(groups[key]) for key in plan_stored_keys(storage, plan, groups))
     except VoxfarmError:
         return "rerunning the same command reuses every segment already stored"
     rest = f" and renders only the other {plan.segments_total - stored}" if stored < plan.segments_total else ""

@@ -11,6 +11,7 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from producer.console import print_json
 from shared.engines import engine_spec
@@ -79,16 +80,27 @@ def find_qwen_voice(
 
 
 def add_voice_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    voices = sub.add_parser("voices", help="list the voices this installation can use, or add a Qwen3-TTS voice")
+    voices = sub.add_parser("voices", help="list the voices this installation can use, or add one")
     voices.add_argument("--json", action="store_true", help="details of every voice as JSON")
     actions = voices.add_subparsers(dest="voices_command", metavar="ACTION")
-    add = actions.add_parser("add", help="store a Qwen3-TTS voice (speaker, design or clone) in storage")
+    add = actions.add_parser(
+        "add", help="store a voice preset: a Piper model (--piper) or a Qwen3-TTS speaker, design or clone (--model)"
+    )
     add.add_argument("id", help="voice id: letters, digits, '-' and '_'")
-    add.add_argument("--model", required=True, help="checkpoint name in the model store (`voxfarm models`)")
+    source = add.add_mutually_exclusive_group(required=True)
+    source.add_argument("--piper", metavar="MODEL.onnx", help="a Piper model (.onnx + .onnx.json), or a voice id")
+    source.add_argument("--model", help="Qwen3-TTS: checkpoint name in the model store (`voxfarm models`)")
     add.add_argument("--mode", choices=MODES, help="default: the checkpoint's mode")
-    add.add_argument("--speaker", help="custom_voice: a preset speaker of the checkpoint")
+    add.add_argument("--speaker", help="Piper: speaker number or name; custom_voice: a preset speaker")
+    add.add_argument("--length-scale", type=float, help="Piper: speaking rate, >1 slower (default: the model's)")
+    add.add_argument("--noise-scale", type=float, help="Piper: voice variation (default: the model's)")
+    add.add_argument("--noise-w", type=float, help="Piper: timing variation (default: the model's)")
     add.add_argument("--instruct", help="custom_voice: default style; voice_design: the voice's description")
-    add.add_argument("--language", default="auto", help="chinese, english, ... or auto (the book's language)")
+    add.add_argument(
+        "--language",
+        help="Piper: languages spoken, e.g. en or en,fr (default: the model's); "
+        "Qwen3-TTS: chinese, english, ... or auto (default: the book's language)",
+    )
     add.add_argument("--ref-audio", type=Path, help="voice_clone: reference recording (WAV or FLAC, a few seconds)")
     add.add_argument("--ref-text", help="voice_clone: transcript of the reference (without it: timbre only)")
     add.add_argument("--description", help="a note for people listing voices")
@@ -121,7 +133,7 @@ def add_voice(args: argparse.Namespace, settings: Settings) -> int:
         "mode": args.mode or model.mode,
         "speaker": args.speaker,
         "instruct": args.instruct,
-        "language": args.language,
+        "language": args.language or "auto",
         "ref_text": args.ref_text,
         "description": args.description,
         # Validated with a placeholder; publishing puts the stored audio's real path in its place.
@@ -135,15 +147,27 @@ def add_voice(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def list_voices(piper: list[str], settings: Settings, storage: Storage | None, as_json: bool) -> int:
+def list_voices(
+    piper: list[str],
+    settings: Settings,
+    storage: Storage | None,
+    as_json: bool,
+    presets: list[dict[str, Any]] = [],  # noqa: B006 - read only
+) -> int:
+    """Piper models, Piper presets (rows of ``producer.piper_voices.preset_rows``) and Qwen3-TTS voices."""
+    from producer.piper_voices import format_row
+
     qwen = QwenVoiceRegistry(settings.voices_dir, storage).available()
     if as_json:
         rows: list[dict[str, object]] = [{"id": v, "engine": "piper"} for v in piper]
+        rows += presets
         rows += [{"id": v, **spec.model_dump(exclude_none=True)} for v, spec in qwen.items()]
         print_json(rows)
         return 0
     for voice_id in piper:
         print(voice_id)
+    for row in presets:
+        print(format_row(row))
     for voice_id, spec in qwen.items():
         detail = spec.speaker or spec.description or (spec.instruct or "")[:40] or ""
         print(f"{voice_id}\t{ENGINE} {spec.mode} on {spec.model}" + (f"\t{detail}" if detail else ""))

@@ -26,9 +26,9 @@ from producer.assemble import load_plan
 from producer.submit import (
     group_by_key,
     ledger_meta,
+    plan_stored_keys,
     read_submission,
     send_assembly,
-    stored_keys,
     submitted_reused,
     update_submission,
     wake_dispatcher,
@@ -72,7 +72,7 @@ def resume_job(
     """Let a job go on: unpause it (unless ``unpause`` is False, as for the reconciler) and recover lost work."""
     plan = load_plan(storage, job)
     groups = group_by_key(plan.segments)
-    present = stored_keys(storage, plan.voice, list(groups))
+    present = plan_stored_keys(storage, plan, groups)
     stored_indexes = [s.index for key in present for s in groups[key]]
 
     rebuilt = not ledger.exists(job)

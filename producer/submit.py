@@ -80,6 +80,14 @@ def stored_keys(
         return wanted & names
 
 
+def plan_stored_keys(storage: Storage, plan: JobPlan, groups: dict[str, list[SegmentPlan]]) -> set[str]:
+    """Which of a plan's keys have audio, looked up in each voice's folder (a cast has several)."""
+    by_folder: dict[str, list[str]] = {}
+    for key, segments in groups.items():
+        by_folder.setdefault(plan.weights_of(segments[0]), []).append(key)
+    return {key for folder, keys in by_folder.items() for key in stored_keys(storage, folder, keys)}
+
+
 def submit_plan(
     plan: JobPlan,
     *,
@@ -104,7 +112,7 @@ def submit_plan(
         storage.put_bytes(plan.cover, cover, "application/octet-stream")
     storage.put_bytes(plan_path(plan.job), plan.model_dump_json().encode(), "application/json")
     groups = group_by_key(plan.segments)
-    present = stored_keys(storage, plan.voice, list(groups))
+    present = plan_stored_keys(storage, plan, groups)
     reused = [seg.index for key in present for seg in groups[key]]
     missing = [segments for key, segments in groups.items() if key not in present]
     scheduling: dict[str, str | int] = {"tenant": tenant, "priority": priority, "lane": lane}
@@ -205,9 +213,9 @@ def segment_tasks(plan: JobPlan, groups: Sequence[Sequence[SegmentPlan]], lane: 
                 chapter=chapter_of[first.index],
                 text=first.text,
                 ids=first.ids,
-                voice=plan.voice,
+                voice=plan.weights_of(first),
                 engine=plan.engine,
-                params=plan.params,
+                params=plan.params_of(first),
                 key=first.key,
                 bucket=first.bucket,
                 enqueued_at=now,
@@ -219,9 +227,11 @@ def segment_tasks(plan: JobPlan, groups: Sequence[Sequence[SegmentPlan]], lane: 
 
 
 def task_queue(plan: JobPlan, task: SegmentTask) -> str:
+    """The queue of a message: its model's (a cast voice's own model, else the job's) lane or bucket."""
+    model = plan.queue_model(task.voice)
     if task.priority == "interactive":
-        return interactive_queue_name(plan.model)
-    return queue_name(plan.model, task.bucket)
+        return interactive_queue_name(model)
+    return queue_name(model, task.bucket)
 
 
 def send_options(task: SegmentTask) -> dict[str, str]:

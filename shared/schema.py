@@ -118,6 +118,23 @@ class SegmentPlan(_Strict):
     key: ContentKey
     bucket: int
     paragraph_end: bool = False
+    voice: VoiceId | None = None
+    """The cast voice that reads it (a name in ``JobPlan.voices``); unset: the job's voice."""
+    kind: Literal["narration", "quote"] | None = None
+    speaker: str | None = Field(default=None, max_length=200)
+    """The character a quotation was attributed to, if the text (or its markup) names one."""
+    continues: bool = False
+    """The sentence goes on in the next segment (a quotation inside narration): no pause is added."""
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}$")
+
+
+class PlanVoice(_Strict):
+    """One voice of a cast job: the Piper model that speaks it and its settings (all in its segments' keys)."""
+
+    model: VoiceId
+    """The weights: they name the worker queues and the segments' folder in storage."""
+    params: SynthesisParams
+    languages: list[str] = Field(default_factory=list)
 
 
 class ChapterPlan(_Strict):
@@ -141,6 +158,8 @@ class AssemblyOptions(_Strict):
     loudness_target_lufs: float = Field(default=-18.0, ge=-40.0, le=-5.0)
     true_peak_dbtp: float = Field(default=-1.0, ge=-20.0, le=0.0)
     subtitles: Literal["none", "srt", "vtt", "both"] = "none"
+    subtitle_speakers: bool = False
+    """Cues of a quotation whose speaker is known open with the speaker's name."""
     bitrate_kbps: int = Field(default=64, ge=16, le=320)
 
 
@@ -166,9 +185,34 @@ class JobPlan(_Strict):
     conditioning: VoiceConditioning | None = Field(
         default=None, description="the voicing of every segment (qwen3-tts), unless its chapter has its own"
     )
+    voices: dict[str, PlanVoice] = Field(
+        default_factory=dict, description="the cast: every voice a segment names; empty for a one-voice job"
+    )
+    notes: list[str] = Field(default_factory=list, description="what planning reports to people (languages...)")
 
     def conditioning_of(self, chapter: ChapterPlan) -> VoiceConditioning | None:
         return chapter.conditioning or self.conditioning
+
+    def voice_of(self, segment: SegmentPlan) -> str:
+        """The voice that reads a segment, as people name it."""
+        return segment.voice or self.voice
+
+    def weights_of(self, segment: SegmentPlan) -> str:
+        """The voice id its message carries and its audio is stored under (a cast voice's model)."""
+        use = self.voices.get(segment.voice) if segment.voice else None
+        return use.model if use else self.voice
+
+    def params_of(self, segment: SegmentPlan) -> SynthesisParams:
+        use = self.voices.get(segment.voice) if segment.voice else None
+        return use.params if use else self.params
+
+    def model_of(self, segment: SegmentPlan) -> str:
+        """The model whose queues serve a segment: ``<engine>.<weights>`` for a cast voice."""
+        return self.queue_model(self.weights_of(segment))
+
+    def queue_model(self, weights: str) -> str:
+        """The model whose queues serve messages for ``weights``: a cast voice's own model, else the job's."""
+        return f"{self.engine}.{weights}" if any(use.model == weights for use in self.voices.values()) else self.model
 
     @property
     def segments(self) -> list[SegmentPlan]:
@@ -177,6 +221,17 @@ class JobPlan(_Strict):
     @property
     def segments_total(self) -> int:
         return sum(len(chapter.segments) for chapter in self.chapters)
+
+
+class SegmentVoice(BaseModel):
+    """Who reads one segment of a chapter."""
+
+    model_config = ConfigDict(extra="allow")
+
+    voice: str
+    kind: str | None = None
+    speaker: str | None = None
+    language: str | None = None
 
 
 class ManifestChapter(BaseModel):
@@ -198,6 +253,10 @@ class ManifestChapter(BaseModel):
     """Deepest gain reduction of the true-peak limiter; 0 when the peaks fitted under the ceiling."""
     subtitles: dict[str, str] = Field(default_factory=dict)
     """Subtitle format (srt, vtt) -> file name."""
+    voices: list[SegmentVoice] = Field(default_factory=list)
+    """The voice of every segment, in the order of ``keys``."""
+    voice_gains_db: dict[str, float] = Field(default_factory=dict)
+    """Gain applied to each voice to match the narrator's loudness before the chapter was levelled."""
     quality: list[dict[str, Any]] = Field(default_factory=list)
     """Segments kept after failing the quality gate: {segment, key, attempts, findings}."""
 
@@ -225,4 +284,6 @@ class Manifest(BaseModel):
     loudness_target_lufs: float | None = None
     true_peak_ceiling_dbtp: float | None = None
     notes: list[str] = Field(default_factory=list)
-    """What assembly could not do as asked (e.g. a cover it could not embed), for people to read."""
+    """What planning and assembly report to people: passages no voice of the job speaks, a cover not embedded."""
+    cast: dict[str, Any] = Field(default_factory=dict)
+    """The voices of a cast job (name -> model, settings, languages); empty for a one-voice job."""

@@ -26,6 +26,7 @@ from shared.engines import engine_spec
 from shared.errors import FatalError
 from shared.ledger import Ledger
 from shared.metrics import worker_metrics
+from shared.presets import PresetRegistry
 from shared.qwen.store import ModelFiles, ModelStore
 from shared.schema import SegmentTask
 from shared.settings import Settings
@@ -73,7 +74,8 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
     spec = engine_spec(engine_name)
     device = open_device(options.device, needs_torch=spec.needs_torch, pin=True)
     voice_id = options.voice or settings.voice
-    # What this worker serves, which names its queues: a Piper voice, or a Qwen3-TTS checkpoint (all its voices).
+    # What this worker serves, which names its queues: a Piper model (every preset of it, whatever its speaker
+    # and settings), or a Qwen3-TTS checkpoint (all its voices).
     served = voice_id
     if spec.per_checkpoint:
         from workers.engines.qwen3.serving import checkpoint_to_serve
@@ -111,7 +113,14 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
         voice = ModelStore(settings.models_dir, storage, settings.effective_cache_dir).resolve(served)
         prompts = PromptStore(storage, ledger.redis, hostname)
     else:
-        voice = VoiceRegistry(settings.voices_dir, storage, settings.effective_cache_dir).resolve(voice_id)
+        registry = VoiceRegistry(settings.voices_dir, storage, settings.effective_cache_dir)
+        voice = PresetRegistry(registry).resolve(voice_id).files
+        if voice.id != served:
+            log.info("voice %s is a preset of model %s: serving the model's queues", voice_id, voice.id)
+            served = voice.id
+            identity = WorkerIdentity(engine_name, served, device.family, card)
+            telemetry = MetricsObserver(metrics, identity, edges=policy.edges)
+            telemetry(ReadyRecord(False))
     engine = create_engine(
         engine_name,
         voice,

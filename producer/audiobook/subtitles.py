@@ -33,6 +33,8 @@ class TimedText:
     start_s: float
     end_s: float
     text: str
+    speaker: str | None = None
+    """Who speaks it (a quotation attributed to a character), for subtitles that name the speaker."""
 
 
 def _wrap(words: Sequence[str], width: int) -> list[str]:
@@ -73,11 +75,15 @@ def split_text(text: str) -> list[str]:
     return [_balanced(piece) for piece in pieces]
 
 
-def cues(segments: Iterable[TimedText]) -> list[Cue]:
-    """Cues for segments in chapter order; a segment's time is shared among its pieces by length."""
+def cues(segments: Iterable[TimedText], *, speakers: bool = False) -> list[Cue]:
+    """Cues for segments in chapter order; a segment's time is shared among its pieces by length.
+
+    With ``speakers``, a segment whose speaker is known opens its first cue with the name ("HOLMES: ...").
+    """
     out: list[Cue] = []
     for segment in segments:
-        pieces = split_text(segment.text)
+        text = f"{segment.speaker.upper()}: {segment.text}" if speakers and segment.speaker else segment.text
+        pieces = split_text(text)
         if not pieces or segment.end_s <= segment.start_s:
             continue
         total = sum(len(p) for p in pieces)

@@ -17,6 +17,7 @@ from lxml import etree
 from producer.ingest.headings import Block, chapters_by_headings, clean_inline
 from producer.ingest.model import Book
 from producer.ingest.safety import decode_text, parse_markup, read_limited
+from shared.frontend.dialogue import remove_mark_characters, voice_mark
 
 _OPS_TYPE = "{http://www.idpf.org/2007/ops}type"
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -189,14 +190,19 @@ class _Collector:
         self._children(element, semantics, level)
 
     def _children(self, element: etree._Element, semantics: frozenset[str], level: int) -> None:
+        # data-voice names who reads the element's text (a character or a voice): it wins over heuristics.
+        voice = element.get("data-voice") if not (level or self._heading_depth) else None
+        start = len(self._buffer)
         if element.text:
-            self._buffer.append(element.text)
+            self._buffer.append(remove_mark_characters(element.text))
         for child in element:
             self.walk(child, semantics, level)
+        if voice and voice.strip():
+            self._buffer[start:] = [voice_mark(voice, "".join(self._buffer[start:]))]
 
     def _tail(self, element: etree._Element) -> None:
         if element.tail:
-            self._buffer.append(element.tail)
+            self._buffer.append(remove_mark_characters(element.tail))
 
 
 def body_of(root: etree._Element) -> etree._Element:

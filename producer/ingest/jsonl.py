@@ -77,5 +77,7 @@ def load_utterances(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[U
 
 def load_jsonl_book(path: Path, *, max_bytes: int) -> Book:
     """An utterance list as a book: one chapter per utterance, titled by its id."""
-    chapters = [Chapter(title=u.id, paragraphs=[u.text]) for u in load_utterances(path, max_bytes=max_bytes)]
+    chapters = [
+        Chapter(title=u.id, paragraphs=[u.text], voice=u.voice) for u in load_utterances(path, max_bytes=max_bytes)
+    ]
     return Book(title=path.stem, author=None, language=None, chapters=chapters, source_format="jsonl")

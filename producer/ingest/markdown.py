@@ -16,6 +16,7 @@ from pathlib import Path
 from producer.ingest.headings import Block, chapters_by_headings
 from producer.ingest.model import Book
 from producer.ingest.safety import decode_text, read_limited
+from shared.frontend.dialogue import remove_mark_characters, voice_mark
 
 _ATX = re.compile(r"^ {0,3}(#{1,6})(?:\s+(.*?))?\s*#*\s*$")
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)\s*$")
@@ -59,7 +60,23 @@ def front_matter(text: str) -> tuple[dict[str, str], str]:
     return {}, text
 
 
+_VOICE_NAME = r"[^\"'<>{}\[\]\n]{1,80}?"
+_VOICED = (
+    # <span data-voice="holmes">…</span> (any element), as in HTML.
+    re.compile(rf"<(\w+)[^>\n]*?\bdata-voice\s*=\s*[\"']({_VOICE_NAME})[\"'][^>\n]*>(.*?)</\1\s*>"),
+    # Pandoc's bracketed span: [“Indeed.”]{voice="holmes"} or {data-voice=holmes}.
+    re.compile(rf"\[([^\]]+)\]\{{\s*(?:data-)?voice\s*=\s*[\"']?({_VOICE_NAME})[\"']?\s*\}}"),
+)
+
+
+def _voiced(text: str) -> str:
+    """Voice markup as ingestion's voice marks (see shared.frontend.dialogue)."""
+    text = _VOICED[0].sub(lambda m: voice_mark(m.group(2), m.group(3)), text)
+    return _VOICED[1].sub(lambda m: voice_mark(m.group(2), m.group(1)), text)
+
+
 def inline_text(text: str) -> str:
+    text = _voiced(remove_mark_characters(text))
     for pattern, replacement in _INLINE:
         text = pattern.sub(replacement, text)
     return html.unescape(text)

@@ -17,6 +17,8 @@ class Chapter:
     paragraphs: list[str]
     instruct: str | None = None
     """Optional voice instruction for instruction-following engines."""
+    voice: str | None = None
+    """The voice (or character) the source names for the whole chapter: a JSONL utterance's ``voice``."""
 
 
 @dataclass(frozen=True)

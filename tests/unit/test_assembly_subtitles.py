@@ -67,3 +67,10 @@ def test_cue_text_never_holds_a_blank_line_or_an_arrow() -> None:
     body = text.split("\n", 2)[2]
     assert "-->" not in body and "\n\n" not in body.strip("\n")
     assert re.match(r"1\n00:00:00,000 --> 00:00:02,000\n", text)
+
+
+def test_subtitles_can_name_the_speaker_of_an_attributed_quotation() -> None:
+    timed = [TimedText(0.0, 1.0, '"Come in!"', "Holmes"), TimedText(1.2, 2.0, "said Holmes.")]
+
+    assert [c.text for c in cues(timed, speakers=True)] == ['HOLMES: "Come in!"', "said Holmes."]
+    assert [c.text for c in cues(timed)] == ['"Come in!"', "said Holmes."], "only when asked"

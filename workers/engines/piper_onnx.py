@@ -100,7 +100,9 @@ class PiperOnnxEngine(Engine):
             "scales": np.array([params.noise_scale, params.length_scale, params.noise_w], dtype=np.float32),
         }
         if self._speakers > 1:
-            feeds["sid"] = np.array([params.speaker or 0] * len(batch), dtype=np.int64)
+            # Piper exports sid with a fixed size of one: one speaker per call, broadcast over the batch
+            # (items with other speakers have other params, so _by_params gave them their own call).
+            feeds["sid"] = np.array([params.speaker or 0], dtype=np.int64)
         started = time.perf_counter()
         try:
             audio, durations = self._session.run(None, feeds)

@@ -1,0 +1,161 @@
+"""Cast files: which voice reads the narration, the dialogue, each character and each language.
+
+A cast file is TOML::
+
+    narrator = "narrator"          # voice presets (`voxfarm voices`)
+    dialogue = "dialogue"          # quotations whose speaker is not known (default: the narrator)
+    min_confidence = 0.5           # attributions below this go to the dialogue voice
+
+    [characters]
+    Holmes = "holmes"
+    "Dr. Watson" = "watson"
+
+    [languages]
+    zh = "huayan"                  # passages in Chinese, whoever speaks them
+
+Every voice it names is resolved before anything is planned or queued, so a
+typo or a missing model fails at once (exit 2) with the name.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.errors import BadInputError, NotFoundError, UnknownVoiceError
+from shared.frontend.dialogue import Span
+from shared.presets import LANGUAGE_PATTERN, PresetRegistry, PresetVoice
+from shared.voices import DEFAULT_VOICE
+
+
+class CastFile(BaseModel):
+    """The cast file's contents."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    narrator: str = DEFAULT_VOICE
+    dialogue: str | None = None
+    min_confidence: float = Field(default=0.5, ge=0.0, le=1.0)
+    characters: dict[str, str] = Field(default_factory=dict)
+    languages: dict[str, str] = Field(default_factory=dict)
+
+
+def read_cast_file(path: Path) -> CastFile:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NotFoundError(f"{path}: no such cast file") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise BadInputError(f"{path}: not a TOML cast file: {exc}") from exc
+    try:
+        cast = CastFile.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "cast"
+        raise BadInputError(f"{path}: {where}: {first['msg']}") from exc
+    for language in cast.languages:
+        if not __import__("re").match(LANGUAGE_PATTERN, language):
+            raise BadInputError(f"{path}: languages: {language!r} is not an ISO 639 code such as en or zh")
+    return cast
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The voice chosen for a span, and what could not be honoured."""
+
+    voice: PresetVoice
+    unspoken: str | None = None
+    """The passage's language, when the chosen voice does not speak it and the cast maps no voice to it."""
+
+
+@dataclass
+class Cast:
+    """A cast file with every voice it names resolved."""
+
+    file: CastFile
+    voices: dict[str, PresetVoice]
+    presets: PresetRegistry
+
+    @classmethod
+    def load(cls, file: CastFile, presets: PresetRegistry, where: str = "cast") -> Cast:
+        voices: dict[str, PresetVoice] = {}
+        named = [("narrator", file.narrator)]
+        named += [("dialogue", file.dialogue)] if file.dialogue else []
+        named += [(f"character {who!r}", v) for who, v in file.characters.items()]
+        named += [(f"language {code}", v) for code, v in file.languages.items()]
+        for role, name in named:
+            if name in voices:
+                continue
+            try:
+                voices[name] = presets.resolve(name)
+            except (UnknownVoiceError, BadInputError) as exc:
+                raise UnknownVoiceError(f"{where}: {role} voice {name!r}: {exc}") from None
+        rates = {v.files.sample_rate for v in voices.values()}
+        if len(rates) > 1:
+            detail = ", ".join(f"{n} {v.files.sample_rate} Hz" for n, v in voices.items())
+            raise BadInputError(f"{where}: the voices of one cast must share a sample rate ({detail})")
+        return cls(file, voices, presets)
+
+    def check_engine(self, engine: str) -> None:
+        """Refuse, before anything is queued, a voice the job's engine cannot load."""
+        if engine not in ("piper-onnx", "piper-torch"):
+            raise BadInputError(
+                f"the voices of a cast are Piper voices: render it with piper-onnx or piper-torch, not {engine}"
+            )
+        if engine != "piper-torch":
+            return
+        for name, voice in self.voices.items():
+            if int(voice.files.config.get("num_speakers", 1)) > 1:
+                raise BadInputError(
+                    f"voice {name!r} is a speaker of the multi-speaker model {voice.model!r}, which piper-torch "
+                    "cannot load yet; render with --engine piper-onnx"
+                )
+
+    @property
+    def narrator(self) -> PresetVoice:
+        return self.voices[self.file.narrator]
+
+    @property
+    def dialogue(self) -> PresetVoice:
+        return self.voices[self.file.dialogue or self.file.narrator]
+
+    def character_voice(self, speaker: str) -> PresetVoice | None:
+        wanted = speaker.casefold()
+        for name, voice in self.file.characters.items():
+            if name.casefold() == wanted:
+                return self.voices[voice]
+        return None
+
+    def choose(self, span: Span, language: str | None) -> Choice:
+        """Narration to the narrator; an attributed quotation to its character; else the dialogue voice."""
+        voice = self.narrator if span.kind == "narration" else self.dialogue
+        if span.kind == "quote" and span.speaker and (span.explicit or span.confidence >= self.file.min_confidence):
+            voice = (
+                self.character_voice(span.speaker) or (self._named(span.speaker) if span.explicit else None) or voice
+            )
+        if voice.speaks(language):
+            return Choice(voice)
+        mapped = self.file.languages.get(language or "")
+        if mapped is not None:
+            return Choice(self.voices[mapped])
+        return Choice(voice, unspoken=language)
+
+    def _named(self, name: str) -> PresetVoice | None:
+        """Markup may name a voice itself rather than a character."""
+        if name in self.voices:
+            return self.voices[name]
+        try:
+            self.voices[name] = self.presets.resolve(name)
+        except (UnknownVoiceError, BadInputError):
+            return None
+        if self.voices[name].files.sample_rate != self.narrator.files.sample_rate:
+            raise BadInputError(f"voice {name!r} named in the markup has another sample rate than the narrator")
+        return self.voices[name]
+
+
+def single_voice_cast(voice: str, presets: PresetRegistry) -> Cast:
+    """A preset used as ``--voice``: a cast of one voice, so the preset's settings and name are kept."""
+    return Cast.load(CastFile(narrator=voice), presets, where="--voice")

@@ -1,0 +1,130 @@
+"""Planning with a cast: each span of a paragraph becomes segments read by the voice the cast gives it.
+
+A quotation inside a narrated sentence is its own segment, marked
+``continues`` when the sentence goes on after it, so assembly adds no pause
+the text did not have. Each voice phonemises with its own model's config and
+keys its segments with its own model, checksum and settings: a narrator
+that is the bundled voice with its own settings keys every segment exactly
+as a job without a cast does.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from producer.cast import Cast
+from shared.buckets import BucketPolicy
+from shared.engines import EngineSpec
+from shared.frontend import Frontend, create_frontend
+from shared.frontend.dialogue import Span, mark_dialogue
+from shared.frontend.lexicon import Lexicon
+from shared.keys import content_key
+from shared.presets import PresetVoice, passage_language, unspoken_note
+from shared.schema import PlanVoice, SegmentPlan
+
+_SENTENCE_END = ".!?…。！？；"
+_CLOSERS = "\"'”’»)]}」』）"
+_OPENERS = "\"'“‘«([{「『（—―– "
+
+
+def ends_sentence(text: str, following: str | None) -> bool:
+    """Whether a span closes its sentence: final punctuation, and no lowercase continuation after it."""
+    if following is None:
+        return True
+    last = text.rstrip().rstrip(_CLOSERS).rstrip()[-1:]
+    if last not in _SENTENCE_END:
+        return False
+    first = following.lstrip(_OPENERS)[:1]
+    return not first.islower()
+
+
+@dataclass
+class CastPlanner:
+    """Segments of a cast job, and what it used: voices, and languages no voice spoke."""
+
+    cast: Cast
+    engine: EngineSpec
+    policy: BucketPolicy
+    lexicon: Lexicon | None = None
+    book_language: str | None = None
+    frontends: dict[str, Frontend] = field(default_factory=dict)
+    used: dict[str, PresetVoice] = field(default_factory=dict)
+    unspoken: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def frontend(self, voice: PresetVoice) -> Frontend:
+        if voice.model not in self.frontends:
+            self.frontends[voice.model] = create_frontend(
+                self.engine.frontend, voice.files.config, max_tokens=self.policy.largest, lexicon=self.lexicon
+            )
+        return self.frontends[voice.model]
+
+    def chapter(self, paragraphs: Sequence[str], first_index: int, speak_title: str | None = None) -> list[SegmentPlan]:
+        """A chapter's segments, numbered from ``first_index``; a spoken title is narration."""
+        marked = mark_dialogue(paragraphs)
+        if speak_title:
+            marked.insert(0, [Span(speak_title, "narration")])
+        segments: list[SegmentPlan] = []
+        for spans in marked:
+            for position, span in enumerate(spans):
+                following = spans[position + 1].text if position + 1 < len(spans) else None
+                segments.extend(self._span(span, following, first_index + len(segments)))
+        return segments
+
+    def _span(self, span: Span, following: str | None, first_index: int) -> list[SegmentPlan]:
+        language = passage_language(span.text, self.book_language)
+        choice = self.cast.choose(span, language)
+        voice = choice.voice
+        self.used[voice.name] = voice
+        pieces = self.frontend(voice).segment_paragraph(span.text)
+        if choice.unspoken:
+            self.unspoken[(choice.unspoken, voice.name)] += len(pieces)
+        segments = []
+        for offset, piece in enumerate(pieces):
+            last = offset == len(pieces) - 1
+            key = content_key(
+                engine=self.engine.name,
+                engine_version=self.engine.version,
+                voice=voice.model,
+                voice_checksum=voice.files.checksum,
+                text=piece.text,
+                ids=piece.ids,
+                params=voice.params,
+                sample_rate=voice.files.sample_rate,
+            )
+            segments.append(
+                SegmentPlan(
+                    index=first_index + offset,
+                    text=piece.text,
+                    ids=list(piece.ids),
+                    key=key,
+                    bucket=self.policy.edge_for(len(piece.ids)),
+                    paragraph_end=last and following is None,
+                    voice=voice.name,
+                    kind=span.kind,
+                    speaker=span.speaker if span.kind == "quote" else None,
+                    continues=last and not ends_sentence(span.text, following),
+                    language=language,
+                )
+            )
+        return segments
+
+    def plan_voices(self) -> dict[str, PlanVoice]:
+        return {
+            name: PlanVoice(model=voice.model, params=voice.params, languages=list(voice.languages))
+            for name, voice in sorted(self.used.items())
+        }
+
+    def notes(self) -> list[str]:
+        by_language: dict[str, dict[str, int]] = {}
+        for (language, voice), count in self.unspoken.items():
+            by_language.setdefault(language, {})[voice] = count
+        speakers = {
+            language: sorted(n for n, v in self.cast.voices.items() if language in v.languages)
+            for language in by_language
+        }
+        return [
+            unspoken_note(language, voices, sum(voices.values()), speakers[language])
+            for language, voices in sorted(by_language.items())
+        ]
