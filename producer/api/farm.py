@@ -172,10 +172,16 @@ class Farm:
         ]
         return {"title": loaded.title, "author": loaded.author, "chapters": chapters}
 
-    def voices(self) -> list[str]:
+    def voices(self) -> list[dict[str, Any]]:
+        """Piper voices and voice presets (`voxfarm voices`), the farm's default voice marked."""
+        from producer.piper_voices import preset_rows
+        from shared.presets import PresetRegistry
+
         settings = self.settings
         registry = VoiceRegistry(settings.voices_dir, self.operations.storage, settings.effective_cache_dir)
-        return registry.available()
+        rows: list[dict[str, Any]] = [{"id": voice, "engine": "piper"} for voice in registry.available()]
+        rows += [{**row, "preset": True} for row in preset_rows(PresetRegistry(registry)) if "error" not in row]
+        return [{**row, "default": row["id"] == settings.voice} for row in rows]
 
     def ready(self) -> None:
         """Raises a RetryableError when Redis or storage cannot be used."""

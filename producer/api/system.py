@@ -69,10 +69,8 @@ def sign_out(response: Response) -> dict[str, str]:
 
 
 @router.get("/v1/voices", tags=["voices"], summary="the voices this farm can use")
-async def voices(request: Request, caller: Reader) -> list[dict[str, str]]:
-    farm = farm_of(request)
-    found = await run_in_threadpool(farm.voices)
-    return [{"id": voice, "engine": "piper", "default": str(voice == farm.settings.voice).lower()} for voice in found]
+async def voices(request: Request, caller: Reader) -> list[dict[str, Any]]:
+    return await run_in_threadpool(farm_of(request).voices)
 
 
 @router.get("/v1/tenants", tags=["tenants"], summary="who shares the farm: weights and quotas")

@@ -178,6 +178,8 @@ def test_metrics_are_labelled_by_route_template_never_by_id(api: ApiServer) -> N
     assert 'route="/v1/jobs/{job}"' in text and 'status="404"' in text
     assert "some-job-that-does-not-exist" not in text
     assert "voxfarm_api_request_duration_seconds_bucket" in text
+    voices = client.get("/v1/voices").json()
+    assert {"id": "en_US-joe-medium", "engine": "piper", "default": True} in voices
     openapi = httpx.get(f"{api.url}/openapi.json").json()
     assert {"/v1/jobs", "/v1/jobs/{job}/events", "/v1/jobs/{job}/files/{name}", "/v1/audio/speech"} <= set(
         openapi["paths"]

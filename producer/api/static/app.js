@@ -173,7 +173,7 @@ async function loadVoices() {
   if (select.options.length) return;
   const voices = await (await api("/v1/voices")).json();
   for (const voice of voices) {
-    select.append(el("option", { value: voice.id, text: voice.id.replace(/[-_]/g, " "), selected: voice.default === "true" }));
+    select.append(el("option", { value: voice.id, text: voice.id.replace(/[-_]/g, " "), selected: voice.default === true }));
   }
 }
 
