@@ -18,6 +18,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+MAX_CAST_CHARS = 64 * 1024
+"""A cast file maps a few dozen names to voices; anything longer is not one."""
+
+
 class BookOptions(_Strict):
     """The options of `voxfarm submit`, under the same names."""
 
@@ -35,13 +39,22 @@ class BookOptions(_Strict):
     loudness: float | None = Field(default=None, ge=-40, le=-5, description="LUFS")
     true_peak: float | None = Field(default=None, ge=-20, le=0, description="dBTP")
     subtitles: Literal["none", "srt", "vtt", "both"] | None = None
+    subtitle_speakers: bool | None = Field(
+        default=None, description="subtitle cues of attributed quotations name the speaker"
+    )
+    cast: str | None = Field(
+        default=None,
+        max_length=MAX_CAST_CHARS,
+        description="a cast file's TOML text (narrator, dialogue, characters, languages), as `voxfarm submit --cast`",
+    )
     priority: int = Field(default=DEFAULT_PRIORITY, ge=MIN_PRIORITY, le=MAX_PRIORITY)
     lane: Literal["bulk", "interactive"] = "bulk"
 
-    def planner_options(self, lexicon: Path | None = None) -> dict[str, Any]:
-        """The argparse names `_plan_with_cover` reads (scheduling travels separately)."""
-        values = self.model_dump(exclude={"priority", "lane"})
+    def planner_options(self, lexicon: Path | None = None, cast: Path | None = None) -> dict[str, Any]:
+        """The argparse names `_plan_with_cover` reads (scheduling travels separately; the cast as a file)."""
+        values = self.model_dump(exclude={"priority", "lane", "cast"})
         values["lexicon"] = lexicon
+        values["cast"] = cast
         return values
 
 

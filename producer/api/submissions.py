@@ -1,5 +1,5 @@
 """POST /v1/jobs: a book uploaded (multipart, with an optional ``lexicon`` file) or given inline (JSON),
-planned as `voxfarm submit` plans it.
+planned as `voxfarm submit` plans it; a cast travels as the TOML text of a cast file (field ``cast``).
 
 The upload lands in a private temporary folder under a name of our own
 (only its extension is taken from the client), goes through the same
@@ -27,7 +27,7 @@ from shared.errors import BadInputError
 router = APIRouter(tags=["jobs"])
 
 _TEXT_SUFFIX = {"txt": ".txt", "md": ".md", "html": ".html"}
-_FLAGS = ("include_matter", "no_titles")
+_FLAGS = ("include_matter", "no_titles", "subtitle_speakers")
 
 
 def _options(fields: dict[str, Any], model: type[BookOptions]) -> BookOptions:
@@ -55,9 +55,13 @@ def _bad_input_from_upload(exc: BadInputError, folder: Path) -> BadInputError:
 def _plan_and_submit(
     farm: Farm, tenant: str, book: Path, options: BookOptions, folder: Path, *, lexicon: Path | None
 ) -> Submitted:
+    cast = None
+    if options.cast is not None:
+        cast = folder / "cast.toml"
+        cast.write_text(options.cast, encoding="utf-8")
     try:
         result, plan = farm.submit(
-            tenant, book, options.planner_options(lexicon), priority=options.priority, lane=options.lane
+            tenant, book, options.planner_options(lexicon, cast), priority=options.priority, lane=options.lane
         )
     except BadInputError as exc:
         raise _bad_input_from_upload(exc, folder) from None

@@ -212,3 +212,33 @@ def test_the_console_cookie_is_http_only_strict_and_secure_behind_a_tls_proxy(ap
         assert "Secure" in cookie
     finally:
         proxied.process.stop()
+
+
+CAST_STORY = (
+    "# The Visit\n\n"
+    "The rain had stopped when the bell rang at last.\n\n"
+    "\u201cCome in,\u201d said Holmes. The visitor shook the water from his coat.\n\n"
+    "\u201cI have come a long way,\u201d said the visitor.\n"
+)
+
+
+def test_a_cast_travels_with_the_submission_and_each_line_is_read_by_its_voice(api: ApiServer) -> None:
+    for name, extra in (("api-narrator", []), ("api-holmes", ["--length-scale", "0.85"])):
+        added = api.farm.cli("voices", "add", name, "--piper", "en_US-joe-medium", *extra)
+        assert added.returncode == 0, added.stderr
+    client = api.client(api.token("casters"))
+    cast = 'narrator = "api-narrator"\ndialogue = "api-narrator"\n\n[characters]\nHolmes = "api-holmes"\n'
+    body = {"text": CAST_STORY, "format": "md", "book_format": "none", "cast": cast, "subtitles": "srt"}
+    submitted = client.post("/v1/jobs", json=body)
+    assert submitted.status_code == 201, submitted.text
+
+    wait_for_job(client, submitted.json()["job"], {"done"})
+    manifest = client.get(f"/v1/jobs/{submitted.json()['job']}/manifest").json()
+    spoken = {(e["kind"], e["speaker"], e["voice"]) for e in manifest["chapters"][0]["voices"]}
+    assert ("quote", "Holmes", "api-holmes") in spoken
+    assert {e[2] for e in spoken if e[0] == "narration"} == {"api-narrator"}
+
+    unknown = client.post("/v1/jobs", json={**body, "cast": 'narrator = "nobody-we-know"\n'})
+    assert unknown.status_code == 400 and "nobody-we-know" in unknown.json()["error"]["message"]
+    assert "voxfarm-upload" not in unknown.text, "the message names the cast, not the server's folder"
+    assert len(client.get("/v1/jobs").json()) == 1, "a refused cast queues nothing"
