@@ -85,45 +85,35 @@ def plan_book(book: Book, options: PlanOptions, frontend: Frontend | None = None
         speak_title = options.speak_titles and book.source_format != "jsonl" and chapter.title.strip()
         if cast is not None:
             segments = cast.chapter(chapter_paragraphs(chapter), index, chapter.title if speak_title else None)
-            index += len(segments)
-            if segments:
-                chapters.append(
-                    ChapterPlan(
-                        index=len(chapters),
-                        title=chapter.title or f"Chapter {chapter_index + 1}",
-                        chars=sum(len(p) for p in chapter.paragraphs),
-                        segments=segments,
-                    )
-                )
-            continue
-        paragraphs = [strip_voice_marks(p) for p in chapter.paragraphs]
-        if speak_title:
-            paragraphs.insert(0, chapter.title)
-        segments = []
-        conditioning = qwen.conditioning(chapter.instruct) if qwen else None
-        for piece in languages.segment_chapter(frontend, paragraphs):
-            key = content_key(
-                engine=spec.name,
-                engine_version=spec.version,
-                voice=voice.id,
-                voice_checksum=checksum,
-                text=piece.text,
-                ids=piece.ids,
-                params=options.params,
-                sample_rate=voice.sample_rate,
-                conditioning=qwen.key_document(conditioning) if qwen and conditioning else None,
-            )
-            segments.append(
+            conditioning = None
+        else:
+            paragraphs = [strip_voice_marks(p) for p in chapter.paragraphs]
+            if speak_title:
+                paragraphs.insert(0, chapter.title)
+            conditioning = qwen.conditioning(chapter.instruct) if qwen else None
+            document = qwen.key_document(conditioning) if qwen and conditioning else None
+            segments = [
                 SegmentPlan(
-                    index=index,
+                    index=at,
                     text=piece.text,
                     ids=list(piece.ids),
-                    key=key,
+                    key=content_key(
+                        engine=spec.name,
+                        engine_version=spec.version,
+                        voice=voice.id,
+                        voice_checksum=checksum,
+                        text=piece.text,
+                        ids=piece.ids,
+                        params=options.params,
+                        sample_rate=voice.sample_rate,
+                        conditioning=document,
+                    ),
                     bucket=options.policy.edge_for(len(piece.ids)),
                     paragraph_end=piece.paragraph_end,
                 )
-            )
-            index += 1
+                for at, piece in enumerate(languages.segment_chapter(frontend, paragraphs), start=index)
+            ]
+        index += len(segments)
         if segments:
             chapters.append(
                 ChapterPlan(
