@@ -73,26 +73,25 @@ class S3Storage(Storage):
         except BotoCoreError as exc:
             raise self._fail("GET", path, exc) from exc
 
-    def exists(self, path: str) -> bool:
+    def _head(self, path: str) -> dict[str, Any]:
         try:
-            self._client.head_object(Bucket=self.bucket, Key=self._key(path))
-            return True
-        except ClientError as exc:
-            if exc.response["Error"].get("Code") in _NOT_FOUND:
-                return False
-            raise self._fail("HEAD", path, exc) from exc
-        except BotoCoreError as exc:
-            raise self._fail("HEAD", path, exc) from exc
-
-    def size(self, path: str) -> int:
-        try:
-            return int(self._client.head_object(Bucket=self.bucket, Key=self._key(path))["ContentLength"])
+            return dict(self._client.head_object(Bucket=self.bucket, Key=self._key(path)))
         except ClientError as exc:
             if exc.response["Error"].get("Code") in _NOT_FOUND:
                 raise NotFoundError(f"{path} is not in storage {self.url}") from exc
             raise self._fail("HEAD", path, exc) from exc
         except BotoCoreError as exc:
             raise self._fail("HEAD", path, exc) from exc
+
+    def exists(self, path: str) -> bool:
+        try:
+            self._head(path)
+        except NotFoundError:
+            return False
+        return True
+
+    def size(self, path: str) -> int:
+        return int(self._head(path)["ContentLength"])
 
     def read_range(self, path: str, start: int, end: int, chunk_bytes: int = 256 * 1024) -> Iterator[bytes]:
         try:
