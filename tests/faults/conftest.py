@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 import redis
 
+from producer.embedded import LocalRedis
 from shared.audio import decode_audio
 from shared.keys import job_dir, manifest_path, plan_path, segment_path
 from shared.ledger import Ledger
@@ -147,3 +149,12 @@ def reference(redis_service: RedisService, s3_server: SeaweedS3, tmp_path_factor
     storage = storage_for(env)
     plan = JobPlan.model_validate_json(storage.get_bytes(plan_path(job)))
     return Reference(chapter_audio(storage, job), plan.segments_total)
+
+
+@pytest.fixture
+def private_redis() -> Iterator[LocalRedis]:
+    """A Redis the test may stop and start (its data lost) without touching the shared one."""
+    server = LocalRedis()
+    server.start()
+    yield server
+    server.stop()

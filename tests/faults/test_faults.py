@@ -142,14 +142,6 @@ def test_sigkill_of_an_embedded_worker_mid_render(
     assert reported, stderr[-3000:]
 
 
-@pytest.fixture
-def private_redis() -> Iterator[LocalRedis]:
-    server = LocalRedis()
-    server.start()
-    yield server
-    server.stop()
-
-
 def test_redis_restarted_with_its_data_lost_mid_job(
     farm: FarmProcesses, farm_env: dict[str, str], reference: Reference, private_redis: LocalRedis, tmp_path: Path
 ) -> None:

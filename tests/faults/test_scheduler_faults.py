@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,14 +37,6 @@ from tests.support.processes import FarmProcesses, wait_for_state
 pytestmark = pytest.mark.timeout(420)
 
 LEASE = {**FAST, "VOXFARM_LEASE_TTL_S": "2"}
-
-
-@pytest.fixture
-def private_redis() -> Iterator[LocalRedis]:
-    server = LocalRedis()
-    server.start()
-    yield server
-    server.stop()
 
 
 def operations(env: dict[str, str]) -> Operations:
