@@ -76,11 +76,20 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
     voice_id = options.voice or settings.voice
     # What this worker serves, which names its queues: a Piper model (every preset of it, whatever its speaker
     # and settings), or a Qwen3-TTS checkpoint (all its voices).
+    storage = Storage.from_settings(settings)
+    storage.check()
     served = voice_id
     if spec.per_checkpoint:
         from workers.engines.qwen3.serving import checkpoint_to_serve
 
         served = checkpoint_to_serve(settings, options.model, voice_id)
+    else:
+        # A preset names its model before the first report, so no series is ever labelled with the preset.
+        registry = VoiceRegistry(settings.voices_dir, storage, settings.effective_cache_dir)
+        preset = PresetRegistry(registry).find(voice_id)
+        if preset is not None:
+            log.info("voice %s is a preset of model %s: serving the model's queues", voice_id, preset.model)
+            served = preset.model
     card = str(options.slot or 0) if device.family == "cpu" else device.card
     identity = WorkerIdentity(engine_name, served, device.family, card)
     hostname = options.hostname or f"voxfarm-{device.family}{device.card}-{os.getpid()}@{socket.gethostname()}"
@@ -97,8 +106,6 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
         server.start()
         log.info("metrics and probes on http://%s:%d", settings.metrics_host, server.port)
 
-    storage = Storage.from_settings(settings)
-    storage.check()
     ledger = Ledger.from_settings(settings)
     ledger.ping()
     started = time.perf_counter()
@@ -113,14 +120,7 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
         voice = ModelStore(settings.models_dir, storage, settings.effective_cache_dir).resolve(served)
         prompts = PromptStore(storage, ledger.redis, hostname)
     else:
-        registry = VoiceRegistry(settings.voices_dir, storage, settings.effective_cache_dir)
         voice = PresetRegistry(registry).resolve(voice_id).files
-        if voice.id != served:
-            log.info("voice %s is a preset of model %s: serving the model's queues", voice_id, voice.id)
-            served = voice.id
-            identity = WorkerIdentity(engine_name, served, device.family, card)
-            telemetry = MetricsObserver(metrics, identity, edges=policy.edges)
-            telemetry(ReadyRecord(False))
     engine = create_engine(
         engine_name,
         voice,
