@@ -37,6 +37,7 @@ from producer.audiobook.cover import Cover, prepare_cover
 from producer.audiobook.ffmpeg import EncoderError, encode_lossy
 from producer.audiobook.loudness import Leveller, LevelReport, LoudnessTarget
 from producer.audiobook.m4b import BookInfo, build_m4b
+from producer.audiobook.resample import resample
 from producer.audiobook.voice_match import VoiceMatcher
 from shared.errors import BadInputError, NotFoundError
 from shared.keys import job_dir, manifest_path, plan_path, segment_path
@@ -146,6 +147,8 @@ class _Assembly:
     plan: JobPlan
     options: AssemblyOptions
     notes: list[str] = field(default_factory=list)
+    segment_rates: dict[int, int] = field(default_factory=dict)
+    """Each segment's own sample rate as stored, before it was brought to the job's."""
 
     @property
     def rate(self) -> int:
@@ -315,7 +318,11 @@ class _Assembly:
 
     def plan_voice(self, segment: SegmentPlan) -> SegmentVoice:
         return SegmentVoice(
-            voice=self.plan.voice_of(segment), kind=segment.kind, speaker=segment.speaker, language=segment.language
+            voice=self.plan.voice_of(segment),
+            kind=segment.kind,
+            speaker=segment.speaker,
+            language=segment.language,
+            sample_rate=self.segment_rates.get(segment.index),
         )
 
     def _tags(self, chapter: ChapterPlan) -> dict[str, str | None]:
@@ -371,9 +378,8 @@ class _Assembly:
                 samples = audio.read(dtype="float32", always_2d=True).mean(axis=1).astype(np.float32)
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise BadInputError(f"segment {segment.index} of {self.plan.job} is not readable audio: {exc}") from exc
-        if rate != self.rate:
-            raise BadInputError(f"segment {segment.index} has {rate} Hz audio, the job expects {self.rate} Hz")
-        return samples, report_from_comment(comment)
+        self.segment_rates[segment.index] = rate
+        return resample(samples, rate, self.rate), report_from_comment(comment)
 
     # --- the whole book ------------------------------------------------------------
     def _cover(self, files: dict[str, str]) -> Cover | None:

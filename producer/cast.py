@@ -20,15 +20,25 @@ typo or a missing model fails at once (exit 2) with the name.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from producer.cast_qwen import QwenCastVoice, mapped_language
+from producer.qwen_voices import QwenVoiceLookup
 from shared.errors import BadInputError, NotFoundError, UnknownVoiceError
 from shared.frontend.dialogue import Span
 from shared.presets import LANGUAGE_PATTERN, PresetRegistry, PresetVoice
 from shared.voices import DEFAULT_VOICE
+
+CastVoice: TypeAlias = PresetVoice | QwenCastVoice
+"""A Piper preset (or plain Piper voice) or a Qwen3-TTS voice."""
+
+QwenFinder: TypeAlias = Callable[[str], QwenVoiceLookup | None]
+"""Finds a Qwen3-TTS voice by name with its checkpoint's tokenizer files; None when it is not one."""
 
 
 class CastFile(BaseModel):
@@ -66,7 +76,7 @@ def read_cast_file(path: Path) -> CastFile:
 class Choice:
     """The voice chosen for a span, and what could not be honoured."""
 
-    voice: PresetVoice
+    voice: CastVoice
     unspoken: str | None = None
     """The passage's language, when the chosen voice does not speak it and the cast maps no voice to it."""
 
@@ -76,53 +86,71 @@ class Cast:
     """A cast file with every voice it names resolved."""
 
     file: CastFile
-    voices: dict[str, PresetVoice]
+    voices: dict[str, CastVoice]
     presets: PresetRegistry
+    find_qwen: QwenFinder | None = None
 
     @classmethod
-    def load(cls, file: CastFile, presets: PresetRegistry, where: str = "cast") -> Cast:
-        voices: dict[str, PresetVoice] = {}
+    def load(
+        cls, file: CastFile, presets: PresetRegistry, where: str = "cast", find_qwen: QwenFinder | None = None
+    ) -> Cast:
+        cast = cls(file, {}, presets, find_qwen)
         named = [("narrator", file.narrator)]
         named += [("dialogue", file.dialogue)] if file.dialogue else []
         named += [(f"character {who!r}", v) for who, v in file.characters.items()]
         named += [(f"language {code}", v) for code, v in file.languages.items()]
         for role, name in named:
-            if name in voices:
+            if name in cast.voices:
                 continue
             try:
-                voices[name] = presets.resolve(name)
+                cast.voices[name] = cast.resolve(name)
             except (UnknownVoiceError, BadInputError) as exc:
                 raise UnknownVoiceError(f"{where}: {role} voice {name!r}: {exc}") from None
-        rates = {v.files.sample_rate for v in voices.values()}
-        if len(rates) > 1:
-            detail = ", ".join(f"{n} {v.files.sample_rate} Hz" for n, v in voices.items())
-            raise BadInputError(f"{where}: the voices of one cast must share a sample rate ({detail})")
-        return cls(file, voices, presets)
+        return cast
+
+    def resolve(self, name: str) -> CastVoice:
+        """A Piper preset or voice, else a Qwen3-TTS voice (its checkpoint checked), else an unknown voice."""
+        if self.presets.find(name) is None and self.find_qwen is not None:
+            lookup = self.find_qwen(name)
+            if lookup is not None:
+                return QwenCastVoice.of(name, lookup, mapped_language(name, self.file.languages))
+        return self.presets.resolve(name)
+
+    def for_book(self, language: str | None) -> Cast:
+        """Qwen3-TTS voices told the book's language (unless their file or the cast's languages say another)."""
+        voices: dict[str, CastVoice] = {
+            name: voice.for_language(mapped_language(name, self.file.languages) or language)
+            if isinstance(voice, QwenCastVoice)
+            else voice
+            for name, voice in self.voices.items()
+        }
+        return replace(self, voices=voices)
 
     def check_engine(self, engine: str) -> None:
         """Refuse, before anything is queued, a voice the job's engine cannot load."""
         if engine not in ("piper-onnx", "piper-torch"):
             raise BadInputError(
-                f"the voices of a cast are Piper voices: render it with piper-onnx or piper-torch, not {engine}"
+                f"the Piper voices of a cast run on piper-onnx or piper-torch, not {engine} "
+                "(its Qwen3-TTS voices run on qwen3-tts by themselves)"
             )
         if engine != "piper-torch":
             return
         for name, voice in self.voices.items():
-            if int(voice.files.config.get("num_speakers", 1)) > 1:
+            if voice.speakers > 1:
                 raise BadInputError(
                     f"voice {name!r} is a speaker of the multi-speaker model {voice.model!r}, which piper-torch "
                     "cannot load yet; render with --engine piper-onnx"
                 )
 
     @property
-    def narrator(self) -> PresetVoice:
+    def narrator(self) -> CastVoice:
         return self.voices[self.file.narrator]
 
     @property
-    def dialogue(self) -> PresetVoice:
+    def dialogue(self) -> CastVoice:
         return self.voices[self.file.dialogue or self.file.narrator]
 
-    def character_voice(self, speaker: str) -> PresetVoice | None:
+    def character_voice(self, speaker: str) -> CastVoice | None:
         wanted = speaker.casefold()
         for name, voice in self.file.characters.items():
             if name.casefold() == wanted:
@@ -143,16 +171,14 @@ class Cast:
             return Choice(self.voices[mapped])
         return Choice(voice, unspoken=language)
 
-    def _named(self, name: str) -> PresetVoice | None:
+    def _named(self, name: str) -> CastVoice | None:
         """Markup may name a voice itself rather than a character."""
         if name in self.voices:
             return self.voices[name]
         try:
-            self.voices[name] = self.presets.resolve(name)
+            self.voices[name] = self.resolve(name)
         except (UnknownVoiceError, BadInputError):
             return None
-        if self.voices[name].files.sample_rate != self.narrator.files.sample_rate:
-            raise BadInputError(f"voice {name!r} named in the markup has another sample rate than the narrator")
         return self.voices[name]
 
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from producer.cast import Cast, read_cast_file, single_voice_cast
+from producer.cast import Cast, CastVoice, read_cast_file, single_voice_cast
+from producer.cast_qwen import QwenCastVoice
 from producer.console import print_json
 from shared.errors import BadInputError, ConfigError, StorageError
 from shared.frontend.dialogue import mark_dialogue
@@ -34,13 +35,20 @@ def presets_for(settings: Settings, storage: Storage | None) -> PresetRegistry:
 
 def load_cast(args: argparse.Namespace, settings: Settings, storage: Storage | None) -> Cast | None:
     """The cast of ``--cast FILE``, or of a preset named by ``--voice``; None for a plain voice."""
+    from producer.qwen_voices import find_qwen_voice
+
     path: Path | None = getattr(args, "cast", None)
     if path is not None:
         presets = presets_for(settings, storage)
         file = read_cast_file(path)
         if args.voice:
             file = file.model_copy(update={"narrator": args.voice})
-        return Cast.load(file, presets, where=str(path))
+        return Cast.load(
+            file,
+            presets,
+            where=str(path),
+            find_qwen=lambda name: find_qwen_voice(name, None, settings, presets.storage),
+        )
     voice = args.voice or settings.voice
     if args.engine not in (None, "piper-onnx", "piper-torch"):
         return None
@@ -57,11 +65,14 @@ def with_overrides(cast: Cast | None, overrides: dict[str, float | None]) -> Cas
     wanted = {k: v for k, v in overrides.items() if v is not None}
     if cast is None or not wanted:
         return cast
-    voices = {}
+    voices: dict[str, CastVoice] = {}
     for name, voice in cast.voices.items():
+        if isinstance(voice, QwenCastVoice):
+            voices[name] = voice  # Piper's settings; a Qwen3-TTS voice samples with its checkpoint's own
+            continue
         params = type(voice.params).model_validate({**voice.params.model_dump(), **wanted})
         voices[name] = replace(voice, params=params)
-    return Cast(cast.file, voices, cast.presets)
+    return replace(cast, voices=voices)
 
 
 @dataclass

@@ -14,14 +14,14 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from producer.cast import Cast
+from producer.cast import Cast, CastVoice
 from shared.buckets import BucketPolicy
-from shared.engines import EngineSpec
+from shared.engines import EngineSpec, engine_spec
 from shared.frontend import Frontend, create_frontend
 from shared.frontend.dialogue import Span, mark_dialogue
 from shared.frontend.lexicon import Lexicon
 from shared.keys import content_key
-from shared.presets import PresetVoice, passage_language, unspoken_note
+from shared.presets import passage_language, unspoken_note
 from shared.schema import PlanVoice, SegmentPlan
 
 _SENTENCE_END = ".!?…。！？；"
@@ -49,16 +49,21 @@ class CastPlanner:
     policy: BucketPolicy
     lexicon: Lexicon | None = None
     book_language: str | None = None
-    frontends: dict[str, Frontend] = field(default_factory=dict)
-    used: dict[str, PresetVoice] = field(default_factory=dict)
+    frontends: dict[tuple[str, str], Frontend] = field(default_factory=dict)
+    used: dict[str, CastVoice] = field(default_factory=dict)
     unspoken: Counter[tuple[str, str]] = field(default_factory=Counter)
 
-    def frontend(self, voice: PresetVoice) -> Frontend:
-        if voice.model not in self.frontends:
-            self.frontends[voice.model] = create_frontend(
-                self.engine.frontend, voice.files.config, max_tokens=self.policy.largest, lexicon=self.lexicon
+    def spec(self, voice: CastVoice) -> EngineSpec:
+        """The job's Piper engine, or the engine of a voice that runs on its own (Qwen3-TTS)."""
+        return engine_spec(voice.engine) if voice.engine else self.engine
+
+    def frontend(self, voice: CastVoice) -> Frontend:
+        kind = self.spec(voice).frontend
+        if (kind, voice.model) not in self.frontends:
+            self.frontends[(kind, voice.model)] = create_frontend(
+                kind, voice.config, max_tokens=self.policy.largest, lexicon=self.lexicon
             )
-        return self.frontends[voice.model]
+        return self.frontends[(kind, voice.model)]
 
     def chapter(self, paragraphs: Sequence[str], first_index: int, speak_title: str | None = None) -> list[SegmentPlan]:
         """A chapter's segments, numbered from ``first_index``; a spoken title is narration."""
@@ -80,18 +85,20 @@ class CastPlanner:
         pieces = self.frontend(voice).segment_paragraph(span.text)
         if choice.unspoken:
             self.unspoken[(choice.unspoken, voice.name)] += len(pieces)
+        spec = self.spec(voice)
         segments = []
         for offset, piece in enumerate(pieces):
             last = offset == len(pieces) - 1
             key = content_key(
-                engine=self.engine.name,
-                engine_version=self.engine.version,
+                engine=spec.name,
+                engine_version=spec.version,
                 voice=voice.model,
-                voice_checksum=voice.files.checksum,
+                voice_checksum=voice.checksum,
                 text=piece.text,
                 ids=piece.ids,
                 params=voice.params,
-                sample_rate=voice.files.sample_rate,
+                sample_rate=voice.sample_rate,
+                conditioning=voice.key_document,
             )
             segments.append(
                 SegmentPlan(
@@ -112,7 +119,14 @@ class CastPlanner:
 
     def plan_voices(self) -> dict[str, PlanVoice]:
         return {
-            name: PlanVoice(model=voice.model, params=voice.params, languages=list(voice.languages))
+            name: PlanVoice(
+                model=voice.model,
+                params=voice.params,
+                languages=list(voice.languages),
+                engine=voice.engine,
+                conditioning=voice.conditioning,
+                sample_rate=voice.sample_rate,
+            )
             for name, voice in sorted(self.used.items())
         }
 

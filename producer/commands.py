@@ -48,6 +48,7 @@ def _plan_with_cover(
     from dataclasses import replace
 
     from producer.assemble import assembly_options
+    from producer.cast_qwen import QwenCastVoice
     from producer.ingest import load_book, select_chapters
     from producer.qwen_voices import find_qwen_voice
     from producer.voice_sidecar import apply_sidecar
@@ -63,14 +64,16 @@ def _plan_with_cover(
     if cast is not None:
         cast.check_engine(engine)
     voice: VoiceFiles | ResolvedVoice | None = None
-    if cast is not None:
-        voice = cast.narrator.files
-    elif qwen is None:
+    if cast is None and qwen is None:
         voice = VoiceRegistry(settings.voices_dir, storage, settings.effective_cache_dir).resolve(voice_id)
     book = load_book(args.book, include_matter=args.include_matter, max_bytes=settings.max_source_bytes)
     book = apply_sidecar(book, args.book)
     if args.chapters is not None:
         book = replace(book, chapters=select_chapters(book.chapters, args.chapters))
+    if cast is not None:
+        cast = cast.for_book(book.language)
+        narrator = cast.narrator
+        voice = narrator.resolved if isinstance(narrator, QwenCastVoice) else narrator.files
     if qwen is not None:
         voice = qwen.resolve(book.language)
     assert voice is not None
@@ -180,12 +183,16 @@ def render(args: argparse.Namespace, settings: Settings) -> int:
         file=sys.stderr,
     )
     _print_notes(job_plan)
-    # A cast job needs a worker for each model its voices use (presets of one model share its workers).
-    models = sorted({use.model for use in job_plan.voices.values()}) or [voice]
-    voice, extra = models[0], models[1:]
+    # A cast job needs a worker for each model its voices use (presets of one model, and the voices of one
+    # Qwen3-TTS checkpoint, share its workers).
+    served = {
+        job_plan.queue_model(use.model): (use.engine or job_plan.engine, use.model) for use in job_plan.voices.values()
+    }
+    models = [served[model] for model in sorted(served)] or [(job_plan.engine, voice)]
+    (engine, voice), extra = models[0], models[1:]
     with (
         _rerun_hint_on_error(storage, job_plan),
-        local_farm(workers=args.workers, engine=job_plan.engine, voice=voice, extra_voices=extra) as (redis_url, farm),
+        local_farm(workers=args.workers, engine=engine, voice=voice, extra_voices=extra) as (redis_url, farm),
     ):
         local = settings.model_copy(update={"redis_url": redis_url})
         ledger = Ledger.from_url(redis_url)

@@ -164,8 +164,8 @@ class LocalFarm:
     workers: int
     engine: str | None = None
     voice: str | None = None
-    extra_voices: Sequence[str] = ()
-    """Further models a cast job needs: worker i serves model i modulo their number (one each at least)."""
+    extra_voices: Sequence[tuple[str, str]] = ()
+    """Further (engine, voice) a cast job needs: worker i serves model i modulo their number (one each at least)."""
     logdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="voxfarm-logs-")))
     after_exit: Callable[[], object] | None = None
     """Called when a process exited mid-run (before its restart)."""
@@ -175,14 +175,14 @@ class LocalFarm:
 
     def __post_init__(self) -> None:
         slots = [Supervised("control", self._launcher("control", ["control", "--metrics-port", "0"]))]
-        served = [self.voice, *self.extra_voices]
+        served = [(self.engine, self.voice), *self.extra_voices]
         self.workers = max(self.workers, len(served))
         for index in range(self.workers):
             ready = str(self._ready(index))
             args = ["worker", "--device", f"cpu:{index}", "--metrics-port", "0", "--ready-file", ready]
-            if self.engine:
-                args += ["--engine", self.engine]
-            voice = served[index % len(served)]
+            engine, voice = served[index % len(served)]
+            if engine:
+                args += ["--engine", engine]
             if voice:
                 args += ["--voice", voice]
             slots.append(Supervised(f"worker-{index}", self._launcher(f"worker-{index}", args)))
@@ -265,7 +265,7 @@ def local_farm(
     workers: int | None = None,
     engine: str | None = None,
     voice: str | None = None,
-    extra_voices: Sequence[str] = (),
+    extra_voices: Sequence[tuple[str, str]] = (),
     extra_env: Mapping[str, str] = {},
 ) -> Iterator[tuple[str, LocalFarm]]:
     """Yield (redis_url, farm); everything started here is stopped on exit, Ctrl-C included."""

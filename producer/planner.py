@@ -71,10 +71,10 @@ def plan_book(book: Book, options: PlanOptions, frontend: Frontend | None = None
             "(several times War and Peace); split it with --chapters, or raise VOXFARM_MAX_BOOK_CHARS"
         )
     spec = engine_spec(options.engine)
-    frontend = frontend or make_frontend(options)
     voice = options.voice
     checksum = voice.checksum
-    qwen = voice if isinstance(voice, ResolvedVoice) else None
+    # A cast's Qwen3-TTS voices carry their voicing per voice, never for the whole job.
+    qwen = voice if isinstance(voice, ResolvedVoice) and options.cast is None else None
     job_conditioning = qwen.conditioning() if qwen else None
     chapters: list[ChapterPlan] = []
     index = 0
@@ -87,6 +87,7 @@ def plan_book(book: Book, options: PlanOptions, frontend: Frontend | None = None
             segments = cast.chapter(chapter_paragraphs(chapter), index, chapter.title if speak_title else None)
             conditioning = None
         else:
+            frontend = frontend or make_frontend(options)
             paragraphs = [strip_voice_marks(p) for p in chapter.paragraphs]
             if speak_title:
                 paragraphs.insert(0, chapter.title)
@@ -139,8 +140,10 @@ def plan_book(book: Book, options: PlanOptions, frontend: Frontend | None = None
         language=book.language,
         voice=narrator.name if narrator else voice.id,
         engine=spec.name,
-        model=model_name(spec.name, qwen.model.name if qwen else voice.id),
-        sample_rate=voice.sample_rate,
+        model=narrator.queue_model(spec.name)
+        if narrator
+        else model_name(spec.name, qwen.model.name if qwen else voice.id),
+        sample_rate=narrator.sample_rate if narrator else voice.sample_rate,
         params=narrator.params if narrator else options.params,
         voices=cast.plan_voices() if cast else {},
         notes=cast.notes() if cast else languages.notes(),

@@ -200,8 +200,7 @@ def ledger_meta(plan: JobPlan, **extra: str | int | float) -> dict[str, str | in
 
 def segment_tasks(plan: JobPlan, groups: Sequence[Sequence[SegmentPlan]], lane: Lane = "bulk") -> list[SegmentTask]:
     """One message body per distinct key: the first segment's text, every index it stands at."""
-    chapter_of = {seg.index: chapter.index for chapter in plan.chapters for seg in chapter.segments}
-    voicing = {chapter.index: plan.conditioning_of(chapter) for chapter in plan.chapters}
+    chapter_of = {seg.index: chapter for chapter in plan.chapters for seg in chapter.segments}
     now = time.time()
     tasks = []
     for segments in groups:
@@ -210,17 +209,17 @@ def segment_tasks(plan: JobPlan, groups: Sequence[Sequence[SegmentPlan]], lane: 
             SegmentTask(
                 job=plan.job,
                 indexes=[s.index for s in segments],
-                chapter=chapter_of[first.index],
+                chapter=chapter_of[first.index].index,
                 text=first.text,
                 ids=first.ids,
                 voice=plan.weights_of(first),
-                engine=plan.engine,
+                engine=plan.engine_of(first),
                 params=plan.params_of(first),
                 key=first.key,
                 bucket=first.bucket,
                 enqueued_at=now,
                 priority="interactive" if lane == "interactive" else "bulk",
-                conditioning=voicing[chapter_of[first.index]],
+                conditioning=plan.voicing_of(first, chapter_of[first.index]),
             )
         )
     return tasks

@@ -88,10 +88,36 @@ class PresetVoice:
     languages: tuple[str, ...]
     preset: PiperPreset | None = None
 
+    engine: None = None
+    """Piper presets run on the job's Piper engine (piper-onnx or piper-torch)."""
+    conditioning: None = None
+    key_document: None = None
+
     @property
     def model(self) -> str:
         """The Piper model id: it names the worker queues and the segments' storage folder."""
         return self.files.id
+
+    @property
+    def sample_rate(self) -> int:
+        return self.files.sample_rate
+
+    @property
+    def checksum(self) -> str:
+        return self.files.checksum
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """What the Piper frontend phonemises with."""
+        return self.files.config
+
+    @property
+    def speakers(self) -> int:
+        return int(self.files.config.get("num_speakers", 1))
+
+    def queue_model(self, job_engine: str) -> str:
+        """The model whose queues serve this voice: the job's Piper engine with this voice's weights."""
+        return f"{job_engine}.{self.model}"
 
     def speaks(self, language: str | None) -> bool:
         return language is None or not self.languages or language in self.languages

@@ -129,12 +129,19 @@ class SegmentPlan(_Strict):
 
 
 class PlanVoice(_Strict):
-    """One voice of a cast job: the Piper model that speaks it and its settings (all in its segments' keys)."""
+    """One voice of a cast job: the model that speaks it and its settings (all in its segments' keys)."""
 
     model: VoiceId
-    """The weights: they name the worker queues and the segments' folder in storage."""
+    """What its messages name and its segments' folder in storage: a Piper voice's weights (which also
+    name its queues), or a Qwen3-TTS voice's own id (its checkpoint, in ``conditioning``, names the queues)."""
     params: SynthesisParams
     languages: list[str] = Field(default_factory=list)
+    engine: EngineId | None = None
+    """The engine of a voice that does not run on the job's (a Qwen3-TTS voice in a Piper cast)."""
+    conditioning: VoiceConditioning | None = None
+    """A Qwen3-TTS voice's voicing (checkpoint, mode, speaker, instruction...) for every segment it reads."""
+    sample_rate: int | None = Field(default=None, ge=8000)
+    """The rate it renders at; assembly brings other rates to the job's."""
 
 
 class ChapterPlan(_Strict):
@@ -206,13 +213,31 @@ class JobPlan(_Strict):
         use = self.voices.get(segment.voice) if segment.voice else None
         return use.params if use else self.params
 
+    def engine_of(self, segment: SegmentPlan) -> str:
+        use = self.voices.get(segment.voice) if segment.voice else None
+        return use.engine if use and use.engine else self.engine
+
+    def voicing_of(self, segment: SegmentPlan, chapter: ChapterPlan) -> VoiceConditioning | None:
+        """A cast voice's own voicing (Qwen3-TTS), else the chapter's or the job's."""
+        use = self.voices.get(segment.voice) if segment.voice else None
+        if use is not None:
+            return use.conditioning
+        return self.conditioning_of(chapter)
+
     def model_of(self, segment: SegmentPlan) -> str:
         """The model whose queues serve a segment: ``<engine>.<weights>`` for a cast voice."""
         return self.queue_model(self.weights_of(segment))
 
     def queue_model(self, weights: str) -> str:
-        """The model whose queues serve messages for ``weights``: a cast voice's own model, else the job's."""
-        return f"{self.engine}.{weights}" if any(use.model == weights for use in self.voices.values()) else self.model
+        """The model whose queues serve messages for ``weights``: a cast voice's own model, else the job's.
+
+        Every voice of a Qwen3-TTS checkpoint is served by that checkpoint's queues."""
+        for use in self.voices.values():
+            if use.model == weights:
+                if use.conditioning is not None:
+                    return f"{use.engine or self.engine}.{use.conditioning.model}"
+                return f"{self.engine}.{weights}"
+        return self.model
 
     @property
     def segments(self) -> list[SegmentPlan]:
@@ -232,6 +257,8 @@ class SegmentVoice(BaseModel):
     kind: str | None = None
     speaker: str | None = None
     language: str | None = None
+    sample_rate: int | None = None
+    """The segment's rate as its voice rendered it; the chapter's audio is at the manifest's ``sample_rate``."""
 
 
 class ManifestChapter(BaseModel):

