@@ -127,20 +127,12 @@ class Cast:
         return replace(self, voices=voices)
 
     def check_engine(self, engine: str) -> None:
-        """Refuse, before anything is queued, a voice the job's engine cannot load."""
+        """Refuse, before anything is queued, a job engine the cast's Piper voices cannot run on."""
         if engine not in ("piper-onnx", "piper-torch"):
             raise BadInputError(
                 f"the Piper voices of a cast run on piper-onnx or piper-torch, not {engine} "
                 "(its Qwen3-TTS voices run on qwen3-tts by themselves)"
             )
-        if engine != "piper-torch":
-            return
-        for name, voice in self.voices.items():
-            if voice.speakers > 1:
-                raise BadInputError(
-                    f"voice {name!r} is a speaker of the multi-speaker model {voice.model!r}, which piper-torch "
-                    "cannot load yet; render with --engine piper-onnx"
-                )
 
     @property
     def narrator(self) -> CastVoice:

@@ -71,10 +71,6 @@ class QwenCastVoice:
         return self.resolved.config
 
     @property
-    def speakers(self) -> int:
-        return 1
-
-    @property
     def languages(self) -> tuple[str, ...]:
         """ISO codes: the language it is told it reads, or every language of its checkpoint on 'auto'."""
         told = self.resolved.language

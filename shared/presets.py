@@ -111,10 +111,6 @@ class PresetVoice:
         """What the Piper frontend phonemises with."""
         return self.files.config
 
-    @property
-    def speakers(self) -> int:
-        return int(self.files.config.get("num_speakers", 1))
-
     def queue_model(self, job_engine: str) -> str:
         """The model whose queues serve this voice: the job's Piper engine with this voice's weights."""
         return f"{job_engine}.{self.model}"

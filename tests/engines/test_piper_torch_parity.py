@@ -157,9 +157,9 @@ def test_padding_frames_leaves_an_items_samples_unchanged(torch_engine: PiperTor
         durations, mean, log_scale, frames = duration_stage(*inputs_a)
         count = int(frames[0])
         noise = torch.randn(1, torch_engine.shape.prior_channels, count, generator=generator)
-        scale = torch.ones(1)
-        exact = audio_stage(durations, mean, log_scale, frames, noise, scale)
-        padded = audio_stage(durations, mean, log_scale, frames, F.pad(noise, (0, count)), scale)
+        scale, speakers = torch.ones(1), torch.zeros(1, dtype=torch.long)
+        exact = audio_stage(durations, mean, log_scale, frames, noise, scale, speakers)
+        padded = audio_stage(durations, mean, log_scale, frames, F.pad(noise, (0, count)), scale, speakers)
 
     assert padded.shape[-1] == 2 * exact.shape[-1]
     assert torch.allclose(padded[:, : exact.shape[-1]], exact, atol=1e-5, rtol=0)

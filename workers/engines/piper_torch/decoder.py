@@ -53,11 +53,9 @@ class Generator(nn.Module):
 
     def __init__(self, weights: VoiceWeights) -> None:
         super().__init__()
-        if weights.has("dec.cond.weight"):
-            raise BadInputError(
-                "multi-speaker voices (speaker-conditioned vocoder) are not supported by piper-torch yet"
-            )
         self.conv_pre = conv1d(weights, "dec.conv_pre")
+        self.cond = conv1d(weights, "dec.cond") if weights.has("dec.cond.weight") else None
+        """Multi-speaker voices: the speaker embedding, projected and added after the first convolution."""
         stages = weights.indices("dec.ups")
         ups = [conv_transpose1d(weights, f"dec.ups.{i}") for i in stages]
         self.ups = nn.ModuleList(ups)
@@ -88,10 +86,12 @@ class Generator(nn.Module):
         for rate in self.rates:
             self.hop *= rate
 
-    def forward(self, z: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, frames: torch.Tensor, speaker: torch.Tensor | None = None) -> torch.Tensor:
         length = z.shape[-1]
         mask = sequence_mask(frames, length, z.dtype)
         x = self.conv_pre(z * mask)
+        if self.cond is not None and speaker is not None:
+            x = x + self.cond(speaker)
         scale = 1
         for stage, (up, rate) in enumerate(zip(self.ups, self.rates, strict=True)):
             x = up(F.leaky_relu(x, self.stage_slopes[stage]) * mask)

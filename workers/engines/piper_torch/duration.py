@@ -148,6 +148,8 @@ class StochasticDurationPredictor(nn.Module):
     def __init__(self, weights: VoiceWeights) -> None:
         super().__init__()
         self.pre = conv1d(weights, "dp.pre")
+        self.cond = conv1d(weights, "dp.cond") if weights.has("dp.cond.weight") else None
+        """Multi-speaker voices: the speaker embedding, projected and added to the text's hidden states."""
         self.convs = DilatedDepthSeparableConv(weights, "dp.convs")
         self.proj = conv1d(weights, "dp.proj")
         flows = [i for i in weights.indices("dp.flows") if weights.has(f"dp.flows.{i}.proj.weight")]
@@ -162,9 +164,16 @@ class StochasticDurationPredictor(nn.Module):
         else:
             self.register_buffer("affine_inverse_scale", torch.exp(-weights.get("dp.flows.0.logs")))
 
-    def forward(self, hidden: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """``noise`` is ``[B, 2, L]`` already scaled by ``noise_w``; returns ``[B, 1, L]`` log-durations."""
-        condition = self.convs(self.pre(hidden), mask)
+    def forward(
+        self, hidden: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor, speaker: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``noise`` is ``[B, 2, L]`` already scaled by ``noise_w``; returns ``[B, 1, L]`` log-durations.
+
+        ``speaker`` is the speaker embedding ``[B, G, 1]`` of a multi-speaker voice."""
+        condition = self.pre(hidden)
+        if self.cond is not None and speaker is not None:
+            condition = condition + self.cond(speaker)
+        condition = self.convs(condition, mask)
         condition = self.proj(condition) * mask
         z = noise
         for flow in self.flows:

@@ -81,6 +81,8 @@ class _Prepared:
     length_scale: torch.Tensor
     noise_scale: torch.Tensor
     noises: list[SegmentNoise | None]
+    speakers: torch.Tensor
+    """Speaker id per row (0 for a single-speaker voice, which ignores it)."""
 
 
 class PiperTorchEngine(Engine):
@@ -107,8 +109,6 @@ class PiperTorchEngine(Engine):
             not frame_buckets or list(frame_buckets) != sorted(set(frame_buckets)) or frame_buckets[0] < 1
         ):
             raise ConfigError(f"frame buckets must be increasing positive integers, got {list(frame_buckets)}")
-        if int(voice.config.get("num_speakers", 1)) > 1:
-            raise BadInputError(f"voice {voice.id} is multi-speaker; piper-torch supports single-speaker voices only")
         self.backend = backend
         self.device = backend.device
         self.precision = precision
@@ -241,6 +241,7 @@ class PiperTorchEngine(Engine):
         # Filler rows: one pad token, zero length scale (no frames), no noise.
         noise_w, length_scale, noise_scale = torch.zeros(rows), torch.zeros(rows), torch.zeros(rows)
         noises: list[SegmentNoise | None] = [None] * rows
+        speakers = torch.zeros(rows, dtype=torch.long)
         for row, item in enumerate(batch):
             count = len(item.ids)
             if count == 0:
@@ -257,7 +258,16 @@ class PiperTorchEngine(Engine):
             noise_w[row] = item.params.noise_w
             length_scale[row] = item.params.length_scale
             noise_scale[row] = item.params.noise_scale
-        return _Prepared(ids, lengths, duration_noise, noise_w, length_scale, noise_scale, noises)
+            speakers[row] = self._speaker(item)
+        return _Prepared(ids, lengths, duration_noise, noise_w, length_scale, noise_scale, noises, speakers)
+
+    def _speaker(self, item: EngineRequest) -> int:
+        speaker = item.params.speaker or 0
+        if speaker >= self.shape.speakers:
+            raise BadInputError(
+                f"segment {item.key[:12]} asks for speaker {speaker}; voice {self.voice.id} has {self.shape.speakers}"
+            )
+        return speaker
 
     def _run(
         self,
@@ -304,12 +314,12 @@ class PiperTorchEngine(Engine):
     ) -> tuple[np.ndarray, int]:
         """Stage B on the rows ``group`` of stage A's output: (audio [rows, samples], frame bucket)."""
         durations, mean, log_scale, frames = stage_a_out
-        noise_scale = prepared.noise_scale
+        noise_scale, speakers = prepared.noise_scale, prepared.speakers
         if group != list(range(len(frame_counts))):
             index = torch.tensor(group, dtype=torch.long)
             on_device = index.to(durations.device)
             durations, mean, log_scale, frames = (t.index_select(0, on_device) for t in stage_a_out)
-            noise_scale = noise_scale.index_select(0, index)
+            noise_scale, speakers = noise_scale.index_select(0, index), speakers.index_select(0, index)
         longest = max(frame_counts[row] for row in group if row < real)
         # Buckets exist for compiled graphs; an eager engine pads only to the batch's longest item.
         bucket = frames_bucket or (self.frames_bucket(longest) if self.compiled else longest)
@@ -320,14 +330,21 @@ class PiperTorchEngine(Engine):
                 count = min(frame_counts[row], bucket)
                 latent = segment_noise.latent(frame_counts[row], self.shape.prior_channels)
                 noise[position, :, :count] = latent[:, :count]
-        inputs = self._inputs_b(durations, mean, log_scale, frames, noise, noise_scale)
+        inputs = self._inputs_b(durations, mean, log_scale, frames, noise, noise_scale, speakers)
         if self.compiled and self.frame_buckets is None:
             mark_symbolic_frames(inputs[4])
         audio = (stage_b or self._stage_b)(*inputs)
         return audio.float().cpu().numpy(), bucket
 
     def _inputs_a(self, prepared: _Prepared) -> tuple[torch.Tensor, ...]:
-        tensors = (prepared.ids, prepared.lengths, prepared.duration_noise, prepared.noise_w, prepared.length_scale)
+        tensors = (
+            prepared.ids,
+            prepared.lengths,
+            prepared.duration_noise,
+            prepared.noise_w,
+            prepared.length_scale,
+            prepared.speakers,
+        )
         return tuple(tensor.to(self.device) for tensor in tensors)
 
     def _inputs_b(  # noqa: PLR0917 - stage B's inputs, in its forward's order
@@ -338,6 +355,7 @@ class PiperTorchEngine(Engine):
         frames: torch.Tensor,
         noise: torch.Tensor,
         noise_scale: torch.Tensor,
+        speakers: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
         bucket = noise.shape[-1]
         return (
@@ -347,6 +365,7 @@ class PiperTorchEngine(Engine):
             frames.clamp(max=bucket),
             noise.to(self.device, self.dtype),
             noise_scale.to(self.device, self.dtype),
+            speakers.to(self.device),
         )
 
     def stage_inputs(
@@ -358,7 +377,9 @@ class PiperTorchEngine(Engine):
         with torch.inference_mode():
             durations, mean, log_scale, frame_counts = self._eager_a(*inputs_a)
         noise = torch.zeros(batch, self.shape.prior_channels, frames)
-        return inputs_a, self._inputs_b(durations, mean, log_scale, frame_counts, noise, prepared.noise_scale)
+        return inputs_a, self._inputs_b(
+            durations, mean, log_scale, frame_counts, noise, prepared.noise_scale, prepared.speakers
+        )
 
     def frames_bucket(self, frames: int) -> int:
         """The smallest frame bucket that holds ``frames``; past the largest, a multiple of it."""

@@ -23,17 +23,26 @@ class GatedWaveNet(nn.Module):
     def __init__(self, weights: VoiceWeights, prefix: str) -> None:
         super().__init__()
         layers = weights.indices(f"{prefix}.in_layers")
-        if weights.has(f"{prefix}.cond_layer.weight") or weights.has(f"{prefix}.cond_layer.bias"):
-            raise BadInputError("multi-speaker voices (speaker-conditioned flows) are not supported by piper-torch yet")
-        self.in_layers = nn.ModuleList(conv1d(weights, f"{prefix}.in_layers.{i}") for i in layers)
+        in_layers = [conv1d(weights, f"{prefix}.in_layers.{i}") for i in layers]
+        self.in_layers = nn.ModuleList(in_layers)
         self.res_skip_layers = nn.ModuleList(conv1d(weights, f"{prefix}.res_skip_layers.{i}") for i in layers)
-        self.hidden = self.in_layers[0].in_channels
+        self.hidden = in_layers[0].in_channels
+        conditioned = weights.has(f"{prefix}.cond_layer.weight")
+        self.cond_layer = conv1d(weights, f"{prefix}.cond_layer") if conditioned else None
+        """Multi-speaker voices: the speaker embedding -> a gate bias for every layer (2 x hidden each)."""
+        if self.cond_layer is not None and self.cond_layer.out_channels != 2 * self.hidden * len(layers):
+            raise BadInputError(
+                f"{prefix}.cond_layer has {self.cond_layer.out_channels} outputs, not 2 per channel and layer"
+            )
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, speaker: torch.Tensor | None = None) -> torch.Tensor:
         output = torch.zeros_like(x)
         last = len(self.in_layers) - 1
+        gates = self.cond_layer(speaker) if self.cond_layer is not None and speaker is not None else None
         for i, (in_layer, res_skip) in enumerate(zip(self.in_layers, self.res_skip_layers, strict=True)):
             activations = in_layer(x)
+            if gates is not None:
+                activations = activations + gates[:, 2 * self.hidden * i : 2 * self.hidden * (i + 1)]
             gated = torch.tanh(activations[:, : self.hidden]) * torch.sigmoid(activations[:, self.hidden :])
             res_skip_activations = res_skip(gated)
             if i < last:
@@ -56,10 +65,10 @@ class ResidualCoupling(nn.Module):
         self.half_channels = self.pre.in_channels
         self.mean_only = self.post.out_channels == self.half_channels
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, speaker: torch.Tensor | None = None) -> torch.Tensor:
         """The inverse direction (latent from prior): the only one inference needs."""
         x0, x1 = torch.split(x, [self.half_channels, self.half_channels], dim=1)
-        h = self.enc(self.pre(x0) * mask, mask)
+        h = self.enc(self.pre(x0) * mask, mask, speaker)
         stats = self.post(h) * mask
         if self.mean_only:
             x1 = (x1 - stats) * mask
@@ -81,8 +90,8 @@ class CouplingFlow(nn.Module):
         self.layers = nn.ModuleList(couplings)
         self.channels = 2 * couplings[0].half_channels
 
-    def forward(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, mask: torch.Tensor, speaker: torch.Tensor | None = None) -> torch.Tensor:
         # Forward order is coupling, flip, coupling, flip, ...; the inverse flips before each coupling.
         for layer in self.layers:
-            z = layer(torch.flip(z, [1]), mask)
+            z = layer(torch.flip(z, [1]), mask, speaker)
         return z

@@ -5,8 +5,11 @@ duration predictor, giving each token's frame count. The host then reads the
 frame totals once to choose a frame bucket ``T``. Stage B (``AudioStage``)
 runs on ``[B, C, T]``: it expands the prior to frames, draws the latent
 from it, inverts the flow and vocodes. Everything that changes between
-calls and is not a shape (noise, the three scales, lengths) is a tensor
-input, so no value is baked into a compiled graph.
+calls and is not a shape (noise, the three scales, lengths, the speaker
+ids of a multi-speaker voice) is a tensor input, so no value is baked into a
+compiled graph. A multi-speaker voice conditions its duration predictor,
+flow and vocoder on the speaker's embedding (``emb_g``), as VITS does; the
+text encoder is not conditioned.
 """
 
 from __future__ import annotations
@@ -33,6 +36,26 @@ class VoiceShape:
     hidden: int
     prior_channels: int
     hop: int
+    speakers: int = 1
+
+
+class SpeakerEmbedding(nn.Module):
+    """Speaker ids ``[B]`` -> ``[B, G, 1]`` embeddings; None for a single-speaker voice (which ignores ids)."""
+
+    def __init__(self, weights: VoiceWeights) -> None:
+        super().__init__()
+        table = weights.get("emb_g.weight") if weights.has("emb_g.weight") else None
+        self.table = None if table is None else nn.Embedding.from_pretrained(table, freeze=True)
+
+    @property
+    def speakers(self) -> int:
+        return 1 if self.table is None else int(self.table.num_embeddings)
+
+    def forward(self, speakers: torch.Tensor) -> torch.Tensor | None:
+        if self.table is None:
+            return None
+        embedded: torch.Tensor = self.table(speakers).unsqueeze(-1)
+        return embedded
 
 
 class DurationStage(nn.Module):
@@ -45,19 +68,22 @@ class DurationStage(nn.Module):
     def __init__(self, weights: VoiceWeights, token_capacity: int) -> None:
         super().__init__()
         self.encoder = TextEncoder(weights)
+        self.speaker = SpeakerEmbedding(weights)
         self.duration = StochasticDurationPredictor(weights)
         self.token_capacity = token_capacity
 
-    def forward(
+    def forward(  # noqa: PLR0917 - compiled graphs take their tensors positionally
         self,
         ids: torch.Tensor,
         lengths: torch.Tensor,
         duration_noise: torch.Tensor,
         noise_w: torch.Tensor,
         length_scale: torch.Tensor,
+        speakers: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         hidden, mean, log_scale, mask = self.encoder(ids, lengths)
-        log_durations = self.duration(hidden, mask, duration_noise * noise_w[:, None, None])
+        speaker = self.speaker(speakers)
+        log_durations = self.duration(hidden, mask, duration_noise * noise_w[:, None, None], speaker)
         durations = torch.ceil(torch.exp(log_durations) * mask * length_scale[:, None, None]).squeeze(1)
         frames = torch.clamp_min(durations.sum(dim=1), 1).long()
         pad = max(self.token_capacity - ids.shape[1], 0)
@@ -73,6 +99,7 @@ class AudioStage(nn.Module):
 
     def __init__(self, weights: VoiceWeights) -> None:
         super().__init__()
+        self.speaker = SpeakerEmbedding(weights)
         self.flow = CouplingFlow(weights)
         self.decoder = Generator(weights)
 
@@ -84,8 +111,12 @@ class AudioStage(nn.Module):
         frames: torch.Tensor,
         noise: torch.Tensor,
         noise_scale: torch.Tensor,
+        speakers: torch.Tensor,
     ) -> torch.Tensor:
         length = noise.shape[-1]
+        speaker = self.speaker(speakers)
+        if speaker is not None:
+            speaker = speaker.to(mean.dtype)
         ends = torch.cumsum(durations, dim=1).long()  # [B, L]: the frame where each token stops
         positions = torch.arange(length, device=noise.device).unsqueeze(0).expand(ends.shape[0], length)
         # The token that frame t belongs to is the number of tokens that ended at or before t.
@@ -97,8 +128,8 @@ class AudioStage(nn.Module):
 
         mask = sequence_mask(frames, length, mean.dtype)
         prior = (frame_mean + noise * torch.exp(frame_log_scale) * noise_scale[:, None, None]) * mask
-        latent = self.flow(prior, mask)
-        audio: torch.Tensor = self.decoder(latent * mask, frames)
+        latent = self.flow(prior, mask, speaker)
+        audio: torch.Tensor = self.decoder(latent * mask, frames, speaker)
         return audio
 
 
@@ -112,6 +143,7 @@ def build_stages(weights: VoiceWeights, token_capacity: int) -> tuple[DurationSt
         hidden=embedding.shape[1],
         prior_channels=stage_a.encoder.prior_channels,
         hop=stage_b.decoder.hop,
+        speakers=stage_a.speaker.speakers,
     )
     if stage_b.flow.channels != shape.prior_channels:
         raise BadInputError("the voice's flow and text encoder disagree on the latent channel count")

@@ -5,9 +5,9 @@ The exported graph keeps most parameters under their training names
 folded a few: the text embedding is stored as ``sid``, the flow's WaveNet
 convolutions (weight norm already applied) are anonymous ``onnx::Conv_*``
 tensors named only by the node that consumes them, and the duration
-predictor's first affine flow keeps ``exp(-logs)`` instead of ``logs``. This
-module undoes those renames so the PyTorch modules can be built by name, and
-keeps every convolution's attributes (padding, dilation, stride, groups) and
+predictor's first affine flow keeps ``exp(-logs)`` (or ``-logs`` under an
+``Exp`` node) instead of ``logs``. This module undoes those renames so the
+PyTorch modules can be built by name, and keeps every convolution's attributes (padding, dilation, stride, groups) and
 the scalar constants the port needs, so nothing about one voice is
 hard-coded. onnxruntime is never involved.
 """
@@ -106,6 +106,9 @@ def load_voice_weights(model_path: Path) -> VoiceWeights:
                 tensors[f"{module}.weight"] = _tensor(arrays[weight])
         elif node.op_type == "LeakyRelu":
             slopes[node.name.strip("/")] = float(onnx.helper.get_attribute_value(node.attribute[0]))
+        elif node.name == "/dp/flows.0/Exp" and node.input[0] in arrays:
+            # Some exports keep exp(-logs) as an Exp node over the folded -logs instead of its result.
+            tensors["dp.flows.0.exp_neg_logs"] = torch.exp(_tensor(arrays[node.input[0]]))
     for init in graph.initializer:
         name = _RENAMED.get(init.name, init.name)
         if init.name in _RENAMED or (not init.name.startswith(("/", "onnx::")) and "." in init.name):
