@@ -3,12 +3,16 @@
 Real worker processes (a piper-onnx worker for the bundled voice, a qwen3-tts worker for a tiny
 random-weight checkpoint), real Redis and SeaweedFS. The character's line must be rendered by the
 Qwen3-TTS worker at 24 kHz, the narration by the Piper worker at 22.05 kHz, and the chapter must come
-out at the narrator's rate with every segment's length kept.
+out at the narrator's rate with every segment's length kept. On one machine, `voxfarm render` starts
+a worker of each engine by itself.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -101,3 +105,41 @@ def test_a_cast_reads_narration_with_piper_and_a_character_with_qwen3_tts(
     written = sf.info(str(out / chapter["file"]))
     assert written.samplerate == 22050
     assert abs(written.frames / 22050 - expected_chapter_s(plan, storage)) <= 0.003
+
+
+def test_render_on_one_machine_starts_a_worker_for_each_engine_of_the_cast(tiny_models: Path, tmp_path: Path) -> None:
+    voices = tmp_path / "voices"
+    voices.mkdir()
+    spec = QwenVoiceSpec(model=CHECKPOINTS["custom_voice"], mode="custom_voice", speaker="vivian")
+    (voices / "vivian.json").write_text(spec.model_dump_json(exclude_none=True))
+    book = write_book(tmp_path, CHAPTER, "visitor.md")
+    cast = tmp_path / "visitor.cast.toml"
+    cast.write_text(CAST)
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "VOXFARM_REDIS_URL"},
+        **QWEN_ENV,
+        "VOXFARM_STORAGE_URL": (tmp_path / "store").as_uri(),
+        "VOXFARM_VOICES_DIR": str(voices),
+        "VOXFARM_MODELS_DIR": str(tiny_models),
+        "VOXFARM_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    out = tmp_path / "out"
+    render = ["render", str(book), "--cast", str(cast), "--no-titles", "--book-format", "none", "-o", str(out)]
+    result = subprocess.run(
+        [sys.executable, "-m", "producer.cli", *render],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    chapter = manifest["chapters"][0]
+    assert [(v["voice"], v["sample_rate"]) for v in chapter["voices"]] == [
+        ("en_US-joe-medium", 22050),
+        ("vivian", 24000),
+        ("en_US-joe-medium", 22050),
+    ]
+    assert sf.info(str(out / chapter["file"])).samplerate == manifest["sample_rate"] == 22050
