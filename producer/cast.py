@@ -2,7 +2,7 @@
 
 A cast file is TOML::
 
-    narrator = "narrator"          # voice presets (`voxfarm voices`)
+    narrator = "narrator"          # voices (`voxfarm voices`): Piper presets or Qwen3-TTS voices
     dialogue = "dialogue"          # quotations whose speaker is not known (default: the narrator)
     min_confidence = 0.5           # attributions below this go to the dialogue voice
 
@@ -14,7 +14,8 @@ A cast file is TOML::
     zh = "huayan"                  # passages in Chinese, whoever speaks them
 
 Every voice it names is resolved before anything is planned or queued, so a
-typo or a missing model fails at once (exit 2) with the name.
+typo, a missing model or a missing Qwen3-TTS checkpoint fails at once (exit
+2) with the name.
 """
 
 from __future__ import annotations
