@@ -90,6 +90,8 @@ class Cast:
     voices: dict[str, CastVoice]
     presets: PresetRegistry
     find_qwen: QwenFinder | None = None
+    language: str | None = None
+    """The book's language, once known (``for_book``): what Qwen3-TTS voices are told they read."""
 
     @classmethod
     def load(
@@ -114,7 +116,7 @@ class Cast:
         if self.presets.find(name) is None and self.find_qwen is not None:
             lookup = self.find_qwen(name)
             if lookup is not None:
-                return QwenCastVoice.of(name, lookup, mapped_language(name, self.file.languages))
+                return QwenCastVoice.of(name, lookup, mapped_language(name, self.file.languages) or self.language)
         return self.presets.resolve(name)
 
     def for_book(self, language: str | None) -> Cast:
@@ -125,7 +127,7 @@ class Cast:
             else voice
             for name, voice in self.voices.items()
         }
-        return replace(self, voices=voices)
+        return replace(self, voices=voices, language=language)
 
     def check_engine(self, engine: str) -> None:
         """Refuse, before anything is queued, a job engine the cast's Piper voices cannot run on."""

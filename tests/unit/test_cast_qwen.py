@@ -21,6 +21,7 @@ from producer.qwen_voices import find_qwen_voice
 from producer.submit import segment_tasks, task_queue
 from shared.buckets import BucketPolicy
 from shared.errors import UnknownVoiceError
+from shared.frontend.dialogue import voice_mark
 from shared.presets import PresetRegistry
 from shared.qwen.voices import QwenVoiceSpec
 from shared.schema import JobPlan
@@ -55,11 +56,11 @@ def load(settings: Settings, file: CastFile) -> Cast:
     return Cast.load(file, presets, find_qwen=lambda name: find_qwen_voice(name, None, settings, None))
 
 
-def plan(cast: Cast, language: str = "en") -> JobPlan:
+def plan(cast: Cast, language: str = "en", paragraphs: list[str] = CHAPTER) -> JobPlan:
     cast = cast.for_book(language)
     narrator = cast.narrator
     voice = narrator.resolved if isinstance(narrator, QwenCastVoice) else narrator.files
-    book = Book("Visitor", None, language, [Chapter("One", CHAPTER)], source_format="md")
+    book = Book("Visitor", None, language, [Chapter("One", paragraphs)], source_format="md")
     options = PlanOptions(
         engine="piper-onnx", voice=voice, params=narrator.params, policy=BucketPolicy(), speak_titles=False, cast=cast
     )
@@ -122,3 +123,10 @@ def test_a_cast_whose_qwen_voice_or_checkpoint_is_missing_is_refused_by_name(set
         load(settings, CastFile(narrator="nobody"))
     listed = json.loads((settings.voices_dir / "vivian.json").read_text())  # type: ignore[operator]
     assert listed["engine"] == "qwen3-tts", "the voice file is the one `voxfarm voices add --model` writes"
+
+
+def test_markup_naming_a_qwen_voice_tells_it_the_books_language(settings: Settings):
+    planned = plan(load(settings, CastFile()), "en", ["The bell rang.", voice_mark("ryan", "“Come in.”")])
+    assert [s.voice for s in planned.segments] == [DEFAULT_VOICE, "ryan"]
+    ryan = planned.voices["ryan"].conditioning
+    assert ryan is not None and ryan.language == "english" and planned.voices["ryan"].engine == "qwen3-tts"
