@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from producer.cast import Cast, CastVoice
+from producer.cast_qwen import QwenCastVoice
 from shared.buckets import BucketPolicy
 from shared.engines import EngineSpec, engine_spec
 from shared.frontend import Frontend, create_frontend
@@ -22,7 +23,7 @@ from shared.frontend.dialogue import Span, mark_dialogue
 from shared.frontend.lexicon import Lexicon
 from shared.keys import content_key
 from shared.presets import passage_language, unspoken_note
-from shared.schema import PlanVoice, SegmentPlan
+from shared.schema import PlanVoice, SegmentPlan, VoiceConditioning
 
 _SENTENCE_END = ".!?…。！？；"
 _CLOSERS = "\"'”’»)]}」』）"
@@ -52,6 +53,9 @@ class CastPlanner:
     frontends: dict[tuple[str, str], Frontend] = field(default_factory=dict)
     used: dict[str, CastVoice] = field(default_factory=dict)
     unspoken: Counter[tuple[str, str]] = field(default_factory=Counter)
+    voicing: dict[str, VoiceConditioning] = field(default_factory=dict)
+    """This chapter's voicing of the Qwen3-TTS voices it uses, where its instruction changes it."""
+    instruct: str | None = None
 
     def spec(self, voice: CastVoice) -> EngineSpec:
         """The job's Piper engine, or the engine of a voice that runs on its own (Qwen3-TTS)."""
@@ -65,8 +69,18 @@ class CastPlanner:
             )
         return self.frontends[(kind, voice.model)]
 
-    def chapter(self, paragraphs: Sequence[str], first_index: int, speak_title: str | None = None) -> list[SegmentPlan]:
-        """A chapter's segments, numbered from ``first_index``; a spoken title is narration."""
+    def chapter(
+        self,
+        paragraphs: Sequence[str],
+        first_index: int,
+        speak_title: str | None = None,
+        instruct: str | None = None,
+    ) -> list[SegmentPlan]:
+        """A chapter's segments, numbered from ``first_index``; a spoken title is narration.
+
+        ``instruct`` is the chapter's voice instruction (a sidecar's): the Qwen3-TTS voices of the cast
+        read the chapter with it, as a one-voice job of each would; ``voicing`` then holds theirs."""
+        self.voicing, self.instruct = {}, instruct
         marked = mark_dialogue(paragraphs)
         if speak_title:
             marked.insert(0, [Span(speak_title, "narration")])
@@ -86,6 +100,12 @@ class CastPlanner:
         if choice.unspoken:
             self.unspoken[(choice.unspoken, voice.name)] += len(pieces)
         spec = self.spec(voice)
+        document = voice.key_document
+        if isinstance(voice, QwenCastVoice) and self.instruct:
+            voicing = voice.chapter_conditioning(self.instruct)
+            if voicing != voice.conditioning:
+                self.voicing[voice.name] = voicing
+                document = voice.resolved.key_document(voicing)
         segments = []
         for offset, piece in enumerate(pieces):
             last = offset == len(pieces) - 1
@@ -98,7 +118,7 @@ class CastPlanner:
                 ids=piece.ids,
                 params=voice.params,
                 sample_rate=voice.sample_rate,
-                conditioning=voice.key_document,
+                conditioning=document,
             )
             segments.append(
                 SegmentPlan(

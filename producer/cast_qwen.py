@@ -88,6 +88,10 @@ class QwenCastVoice:
     def key_document(self) -> Mapping[str, Any]:
         return self.resolved.key_document(self.conditioning)
 
+    def chapter_conditioning(self, instruct: str | None) -> VoiceConditioning:
+        """The voicing in a chapter with its own instruction (a book sidecar's), as a one-voice job voices it."""
+        return self.resolved.conditioning(instruct)
+
     def queue_model(self, job_engine: str) -> str:
         """Every voice of a checkpoint shares its queues, whatever engine the cast's Piper voices use."""
         return model_name(ENGINE, self.checkpoint)

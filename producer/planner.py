@@ -83,9 +83,11 @@ def plan_book(book: Book, options: PlanOptions, frontend: Frontend | None = None
     for chapter_index, chapter in enumerate(book.chapters):
         # Utterance lists (JSONL) title each "chapter" with its id: never read those aloud.
         speak_title = options.speak_titles and book.source_format != "jsonl" and chapter.title.strip()
+        voicing = {}
         if cast is not None:
-            segments = cast.chapter(chapter_paragraphs(chapter), index, chapter.title if speak_title else None)
-            conditioning = None
+            title = chapter.title if speak_title else None
+            segments = cast.chapter(chapter_paragraphs(chapter), index, title, chapter.instruct)
+            conditioning, voicing = None, cast.voicing
         else:
             frontend = frontend or make_frontend(options)
             paragraphs = [strip_voice_marks(p) for p in chapter.paragraphs]
@@ -123,6 +125,7 @@ def plan_book(book: Book, options: PlanOptions, frontend: Frontend | None = None
                     chars=sum(len(p) for p in chapter.paragraphs),
                     segments=segments,
                     conditioning=conditioning if conditioning != job_conditioning else None,
+                    voicing=voicing,
                 )
             )
     if not chapters:

@@ -151,6 +151,8 @@ class ChapterPlan(_Strict):
     segments: list[SegmentPlan]
     conditioning: VoiceConditioning | None = None
     """This chapter's voicing where it differs from the job's (a per-chapter instruction)."""
+    voicing: dict[str, VoiceConditioning] = Field(default_factory=dict)
+    """A cast job: this chapter's voicing of each Qwen3-TTS voice whose voicing its instruction changes."""
 
 
 class AssemblyOptions(_Strict):
@@ -221,7 +223,7 @@ class JobPlan(_Strict):
         """A cast voice's own voicing (Qwen3-TTS), else the chapter's or the job's."""
         use = self.voices.get(segment.voice) if segment.voice else None
         if use is not None:
-            return use.conditioning
+            return chapter.voicing.get(segment.voice or "", use.conditioning)
         return self.conditioning_of(chapter)
 
     def model_of(self, segment: SegmentPlan) -> str:

@@ -130,3 +130,30 @@ def test_markup_naming_a_qwen_voice_tells_it_the_books_language(settings: Settin
     assert [s.voice for s in planned.segments] == [DEFAULT_VOICE, "ryan"]
     ryan = planned.voices["ryan"].conditioning
     assert ryan is not None and ryan.language == "english" and planned.voices["ryan"].engine == "qwen3-tts"
+
+
+def test_a_chapters_instruction_voices_the_casts_qwen_voices_in_that_chapter_only(settings: Settings):
+    cast = load(settings, CastFile(characters={"Holmes": "vivian"})).for_book("en")
+    line = "“You have been in Afghanistan, I perceive,” said Holmes."
+    chapters = [Chapter("One", [line]), Chapter("Two", [line], instruct="Tense, quick."), Chapter("Three", [line])]
+    narrator = cast.narrator
+    assert not isinstance(narrator, QwenCastVoice)
+    options = PlanOptions(
+        engine="piper-onnx",
+        voice=narrator.files,
+        params=narrator.params,
+        policy=BucketPolicy(),
+        speak_titles=False,
+        cast=cast,
+    )
+    planned = plan_book(Book("Visitor", None, "en", chapters, source_format="md"), options)
+
+    holmes = [next(s for s in c.segments if s.voice == "vivian") for c in planned.chapters]
+    narration = [next(s for s in c.segments if s.voice == DEFAULT_VOICE) for c in planned.chapters]
+    assert holmes[0].key == holmes[2].key != holmes[1].key, "the instruction enters the key of that chapter only"
+    assert len({s.key for s in narration}) == 1, "Piper voices take no instruction"
+    assert [c.voicing for c in planned.chapters][0::2] == [{}, {}]
+    tasks = {t.chapter: t for t in segment_tasks(planned, [[s] for s in holmes])}
+    assert tasks[1].conditioning is not None and tasks[1].conditioning.instruct == "Tense, quick."
+    assert tasks[0].conditioning == tasks[2].conditioning == planned.voices["vivian"].conditioning
+    assert tasks[0].conditioning is not None and tasks[0].conditioning.instruct is None
