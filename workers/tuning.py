@@ -88,8 +88,12 @@ def tune(
     peak_memory: Callable[[], int | None] = lambda: None,
     reset_peak: Callable[[], None] = lambda: None,
     min_seconds: float = 0.3,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> TuningResult:
-    """Best batch size per edge, from the cache when another worker already measured this card."""
+    """Best batch size per edge, from the cache when another worker already measured this card.
+
+    ``clock`` times the calls; tests pass a simulated card's clock so the choice does not depend on the load.
+    """
     if cache_file is not None and cache_file.is_file():
         try:
             stored = json.loads(cache_file.read_text())
@@ -111,6 +115,7 @@ def tune(
             peak_memory=peak_memory,
             reset_peak=reset_peak,
             min_seconds=min_seconds,
+            clock=clock,
         )
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
@@ -130,6 +135,7 @@ def _tune_edge(
     peak_memory: Callable[[], int | None],
     reset_peak: Callable[[], None],
     min_seconds: float,
+    clock: Callable[[], float],
 ) -> int:
     best_size, best_rate = 1, 0.0
     for size in sizes:
@@ -137,11 +143,11 @@ def _tune_edge(
         reset_peak()
         try:
             engine.synthesize(batch, edge)  # first call may compile this shape
-            calls, started = 0, time.perf_counter()
-            while calls < 2 or time.perf_counter() - started < min_seconds:
+            calls, started = 0, clock()
+            while calls < 2 or clock() - started < min_seconds:
                 engine.synthesize(batch, edge)
                 calls += 1
-            per_call = (time.perf_counter() - started) / calls
+            per_call = (clock() - started) / calls
         except DeviceOutOfMemoryError:
             log.info("bucket %d: batch %d does not fit in device memory", edge, size)
             break
