@@ -44,12 +44,14 @@ for m, r in ipairs(records['m']) do
     else
       redis.call('LPUSH', KEYS[2 + 2 * njobs + q], ARGV[4 + m])
     end
-    local sent = {}
-    for k, index in ipairs(indexes) do
-      sent[2 * k - 1] = index
-      sent[2 * k] = now
+    for first = 1, #indexes, 500 do  -- unpack takes a few thousand values at most
+      local sent = {}
+      for k = first, math.min(first + 499, #indexes) do
+        sent[#sent + 1] = indexes[k]
+        sent[#sent + 1] = now
+      end
+      redis.call('HSET', KEYS[2 + 2 * j], unpack(sent))
     end
-    redis.call('HSET', KEYS[2 + 2 * j], unpack(sent))
     seconds[f] = (seconds[f] or 0) + s
     pushed = pushed + 1
   end
