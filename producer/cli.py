@@ -208,7 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=3, help="end-to-end repeats (the median is reported)")
     bench.add_argument("--workers", type=int, help="local workers for the end-to-end run (default: one per core)")
     bench.add_argument("--min-seconds", type=float, default=1.0, help="time spent per sweep point")
-    bench.add_argument("--json", type=Path, help="also write the figures to this file (bench.schema.json)")
+    bench.add_argument(
+        "--json",
+        type=Path,
+        help="also write the figures to this file (bench.schema.json; --admission: its own figures)",
+    )
     bench.add_argument(
         "--admission", action="store_true", help="time planning, submit and dispatcher admission of a big book instead"
     )
