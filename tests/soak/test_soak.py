@@ -142,7 +142,13 @@ def test_the_producer_registers_20000_segments_and_the_dispatcher_admits_them_wi
         assert admitted.dispatched == 20_000 - windowed.dispatched and queued() == 20_000
         assert len(ledger.sent_times(plan.job)) == 20_000
         whole_memory = int(client.info("memory")["used_memory"])
-        report("producer", {"redis_windowed_mb": windowed_memory / 2**20, "redis_whole_book_mb": whole_memory / 2**20})
+        report(
+            "producer",
+            {
+                "redis_windowed_mb": round(windowed_memory / 2**20, 1),
+                "redis_whole_book_mb": round(whole_memory / 2**20, 1),
+            },
+        )
         assert windowed_memory * 5 < whole_memory, "Redis holds about as much with a window as with the whole book"
     finally:
         server.stop()
