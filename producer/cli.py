@@ -33,6 +33,11 @@ What it costs (figures from 2 shared CPU cores):
   (c) end to end: each of --repeats renders chapter --chapter three times
       (the piper CLI, one engine thread, the local farm): about a sixth of
       the chapter's speech length per repeat, plus the farm's start.
+
+--admission measures the control plane instead (nothing is synthesised):
+a synthetic book of --segments utterances is planned (about a minute per
+20,000 here), submitted, and admitted by the dispatcher, on a private
+Redis and the configured storage (else a temporary folder): a few seconds.
 """
 
 
@@ -203,7 +208,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=3, help="end-to-end repeats (the median is reported)")
     bench.add_argument("--workers", type=int, help="local workers for the end-to-end run (default: one per core)")
     bench.add_argument("--min-seconds", type=float, default=1.0, help="time spent per sweep point")
-    bench.add_argument("--json", type=Path, help="also write the figures to this file (bench.schema.json)")
+    bench.add_argument(
+        "--json",
+        type=Path,
+        help="also write the figures to this file (bench.schema.json; --admission: its own figures)",
+    )
+    bench.add_argument(
+        "--admission", action="store_true", help="time planning, submit and dispatcher admission of a big book instead"
+    )
+    bench.add_argument("--segments", type=int, default=20_000, help="size of the --admission book (default 20000)")
+    bench.add_argument("--window", type=int, help="--admission steady-state window per queue (VOXFARM_DISPATCH_WINDOW)")
     return parser
 
 

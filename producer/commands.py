@@ -429,6 +429,8 @@ def control(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def bench(args: argparse.Namespace, settings: Settings) -> int:
+    if args.admission:
+        return bench_admission(args)
     from producer.bench import BenchOptions, format_table, run_bench
     from producer.samples import SAMPLE_BOOK
 
@@ -450,6 +452,18 @@ def bench(args: argparse.Namespace, settings: Settings) -> int:
     print(format_table(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def bench_admission(args: argparse.Namespace) -> int:
+    from producer.bench.admission import AdmissionOptions, format_admission, run_admission
+
+    if args.segments < 1 or (args.window is not None and args.window < 1):
+        raise BadInputError("--segments and --window take a positive number")
+    report = run_admission(AdmissionOptions(segments=args.segments, window=args.window))
+    print(format_admission(report))
+    if args.json:
+        args.json.write_text(json.dumps({"admission": report}, indent=2))
     return 0
 
 

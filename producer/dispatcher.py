@@ -33,8 +33,9 @@ import redis
 from celery import Celery
 
 from producer.assemble import load_plan
+from producer.envelopes import Envelopes, task_kwargs_json
 from producer.fairshare import DEFAULT_PRIORITY, FairShare, ShareState
-from producer.fenced_push import FencedPush, MessageCapture, Outgoing
+from producer.fenced_push import FencedPush, Outgoing
 from producer.jobwork import JobWork, Unit, build_units
 from producer.lease import Lease
 from producer.submit import DEFAULT_TENANT, group_by_key, segment_tasks, send_options, task_queue
@@ -90,7 +91,7 @@ class Dispatcher:
         self.clock = clock
         self.jobs: dict[str, JobWork] = {}
         self.tenants: dict[str, Tenant] = {}
-        self._capture: MessageCapture | None = None
+        self._envelopes: Envelopes | None = None
         self._windows: dict[str, int] = {}
         self._windows_at = 0.0
         self._seeded_at = float("-inf")
@@ -113,8 +114,8 @@ class Dispatcher:
             except redis.RedisError:
                 stop.wait(self.settings.dispatch_interval_s)
         self.lease.release()
-        if self._capture is not None:
-            self._capture.close()
+        if self._envelopes is not None:
+            self._envelopes.close()
 
     def reset(self) -> None:
         """Forget every in-memory view; the next cycle rebuilds it from Redis and storage."""
@@ -329,14 +330,11 @@ class Dispatcher:
             work.fresh = False
 
     def _render(self, share: ShareState, unit: Unit, *, head: bool) -> Outgoing:
-        if self._capture is None:
-            self._capture = MessageCapture(self.app)
+        if self._envelopes is None:
+            self._envelopes = Envelopes(self.app)
         first = unit.tasks[0]
-        if len(unit.tasks) == 1:
-            kwargs: dict[str, object] = {"segment": first.model_dump(mode="json")}
-        else:
-            kwargs = {"unit": [task.model_dump(mode="json") for task in unit.tasks]}
-        key, payload = self._capture.render(unit.queue, kwargs, send_options(first))
+        kwargs = task_kwargs_json(unit.tasks)
+        key, payload = self._envelopes.render(unit.queue, kwargs, send_options(first)["kwargsrepr"])
         stat = f"{share.tenant}|{share.priority}"
         return Outgoing(share.job, key, payload, unit.indexes, stat, unit.seconds, first.key, head)
 

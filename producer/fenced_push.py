@@ -1,8 +1,7 @@
 """The dispatcher's only write to the queues: fenced, atomic, in one Lua script.
 
-Messages are serialised exactly as kombu would push them (Celery builds
-them; a capturing channel keeps the bytes instead of sending them), and
-one script then checks that the lease still holds the dispatcher's
+Messages come serialised exactly as kombu would push them
+(``producer/envelopes.py``), and one script checks that the lease still holds the dispatcher's
 ``<holder>|<token>``, skips jobs that are no longer queued or rendering
 (paused or cancelled since the cycle read them), pushes the rest, records
 their indexes as sent in the ledger, moves ``queued`` jobs to ``rendering``
@@ -12,46 +11,53 @@ that lost its lease writes nothing at all.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import redis
-from celery import Celery
-from kombu.messaging import Producer
-from kombu.utils.json import dumps
 
-from shared.celery_app import SYNTHESIZE_TASK
 from shared.errors import BrokerError
 from shared.redis_keys import SCHED_DISPATCHED, SCHED_LEASE, job_key
 
 #: KEYS: lease, dispatched, then meta/sent per job, then the queues.
-#: ARGV: lease value, now, jobs, queues, then per message: queue#, job#, payload, stat field, seconds, head (1: next
-#: to be taken, RPUSH; 0: last, LPUSH), n, indexes...
+#: ARGV: lease value, now, jobs, records, then one payload per message. Records is JSON:
+#: ``{"fields": [stat field...], "m": [[queue#, job#, field#, seconds, head, [indexes...]]...]}``, one entry per
+#: payload (head 1: next to be taken, RPUSH; 0: last, LPUSH). One JSON argument instead of seven or more per
+#: message: redis-py packs every argument in Python, and that, not Redis, was the cost of a large push.
 #: Returns the number of messages pushed, or -1 when the lease is not (or no longer) ours.
-_PUSH = """
+PUSH_SCRIPT = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 local now, njobs = ARGV[2], tonumber(ARGV[3])
+local records = cjson.decode(ARGV[4])
 local allowed = {}
 for j = 1, njobs do
   local state = redis.call('HGET', KEYS[2 + 2 * j - 1], 'state')
   allowed[j] = (state == 'queued' or state == 'rendering')
 end
-local pushed, i = 0, 5
-while i <= #ARGV do
-  local q, j, payload, field, seconds, head, n = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2],
-    ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], tonumber(ARGV[i + 6])
+local pushed, seconds = 0, {}
+for m, r in ipairs(records['m']) do
+  local q, j, f, s, head, indexes = r[1], r[2], r[3], r[4], r[5], r[6]
   if allowed[j] then
-    if head == '1' then
-      redis.call('RPUSH', KEYS[2 + 2 * njobs + q], payload)
+    if head == 1 then
+      redis.call('RPUSH', KEYS[2 + 2 * njobs + q], ARGV[4 + m])
     else
-      redis.call('LPUSH', KEYS[2 + 2 * njobs + q], payload)
+      redis.call('LPUSH', KEYS[2 + 2 * njobs + q], ARGV[4 + m])
     end
-    for k = 1, n do redis.call('HSET', KEYS[2 + 2 * j], ARGV[i + 6 + k], now) end
-    redis.call('HINCRBYFLOAT', KEYS[2], field, seconds)
+    for first = 1, #indexes, 500 do  -- unpack takes a few thousand values at most
+      local sent = {}
+      for k = first, math.min(first + 499, #indexes) do
+        sent[#sent + 1] = indexes[k]
+        sent[#sent + 1] = now
+      end
+      redis.call('HSET', KEYS[2 + 2 * j], unpack(sent))
+    end
+    seconds[f] = (seconds[f] or 0) + s
     pushed = pushed + 1
   end
-  i = i + 7 + n
+end
+for f, s in pairs(seconds) do
+  redis.call('HINCRBYFLOAT', KEYS[2], records['fields'][f], string.format('%.3f', s))
 end
 for j = 1, njobs do
   if allowed[j] and redis.call('HGET', KEYS[2 + 2 * j - 1], 'state') == 'queued' then
@@ -60,6 +66,9 @@ for j = 1, njobs do
 end
 return pushed
 """
+
+CHUNK = 1000
+"""Messages per script call: a whole book in one call would hold Redis for a second."""
 
 
 @dataclass(frozen=True)
@@ -78,55 +87,42 @@ class Outgoing:
     """Put at the head of the queue (taken next): a new job's first segment, so its first audio comes soon."""
 
 
-class MessageCapture:
-    """Serialises Celery task messages to the exact bytes kombu's Redis transport would LPUSH."""
-
-    def __init__(self, app: Celery) -> None:
-        self.app = app
-        self.connection = app.connection_for_write()
-        self.channel: Any = self.connection.default_channel
-        self._captured: list[tuple[str, str]] = []
-        channel = self.channel
-
-        def _put(queue: str, message: dict[str, Any], **kwargs: Any) -> None:
-            priority = channel._get_message_priority(message, reverse=False)
-            self._captured.append((channel._q_for_pri(queue, priority), dumps(message)))
-
-        channel._put = _put
-        self.producer = Producer(channel)
-
-    def render(self, queue: str, kwargs: dict[str, Any], options: dict[str, str]) -> tuple[str, str]:
-        """(the Redis list key, the envelope) of one synthesis message for ``queue``."""
-        self.app.send_task(SYNTHESIZE_TASK, kwargs=kwargs, queue=queue, producer=self.producer, **options)
-        return self._captured.pop()
-
-    def close(self) -> None:
-        self.connection.release()
-
-
 class FencedPush:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
-        self._script = client.register_script(_PUSH)
+        self._script = client.register_script(PUSH_SCRIPT)
 
     def push(self, lease_value: str, outgoing: Sequence[Outgoing], now: float) -> int:
-        """Push every message whose job may still be dispatched; -1 when fenced out."""
-        if not outgoing:
-            return 0
+        """Push every message whose job may still be dispatched; -1 when fenced out.
+
+        Large pushes go in chunks, each one atomic and fenced: a replica fenced out after some chunks has
+        pushed those (and recorded them as sent) and nothing after.
+        """
+        pushed = 0
+        for start in range(0, len(outgoing), CHUNK):
+            count = self._push_chunk(lease_value, outgoing[start : start + CHUNK], now)
+            if count < 0:
+                return -1
+            pushed += count
+        return pushed
+
+    def _push_chunk(self, lease_value: str, outgoing: Sequence[Outgoing], now: float) -> int:
         jobs: dict[str, int] = {}
         queues: dict[str, int] = {}
-        records: list[str] = []
+        fields: dict[str, int] = {}
+        records: list[tuple[int, int, int, float, int, Sequence[int]]] = []
         for message in outgoing:
             j = jobs.setdefault(message.job, len(jobs) + 1)
             q = queues.setdefault(message.queue_key, len(queues) + 1)
-            records += [str(q), str(j), message.payload, message.stat_field, f"{message.seconds:.3f}"]
-            records.append("1" if message.head else "0")
-            records += [str(len(message.indexes)), *(str(i) for i in message.indexes)]
+            f = fields.setdefault(message.stat_field, len(fields) + 1)
+            records.append((q, j, f, round(message.seconds, 3), 1 if message.head else 0, message.indexes))
         keys = [SCHED_LEASE, SCHED_DISPATCHED]
         for job in jobs:
             keys += [job_key(job, "meta"), job_key(job, "sent")]
         keys += list(queues)
+        table = json.dumps({"fields": list(fields), "m": records}, separators=(",", ":"))
+        args: list[str | int] = [lease_value, repr(now), len(jobs), table, *(m.payload for m in outgoing)]
         try:
-            return int(self._script(keys=keys, args=[lease_value, repr(now), len(jobs), len(queues), *records]))
+            return int(self._script(keys=keys, args=args))
         except redis.RedisError as exc:
             raise BrokerError(f"cannot dispatch: {exc}") from exc
