@@ -33,6 +33,12 @@ What it costs (figures from 2 shared CPU cores):
   (c) end to end: each of --repeats renders chapter --chapter three times
       (the piper CLI, one engine thread, the local farm): about a sixth of
       the chapter's speech length per repeat, plus the farm's start.
+
+With --engine-standin it measures the farm's own cost instead: a whole
+novel (default: Frankenstein, from tests/corpus) through the embedded farm
+with a stand-in engine that answers at once with real speech, printing
+segments per second and CPU milliseconds per segment by part. It replaces
+(a) to (c); planning the book takes a minute, the run itself seconds.
 """
 
 
@@ -204,6 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--workers", type=int, help="local workers for the end-to-end run (default: one per core)")
     bench.add_argument("--min-seconds", type=float, default=1.0, help="time spent per sweep point")
     bench.add_argument("--json", type=Path, help="also write the figures to this file (bench.schema.json)")
+    bench.add_argument(
+        "--engine-standin",
+        action="store_true",
+        help="measure the farm's own cost per segment on a whole book with an instant stand-in engine",
+    )
+    bench.add_argument(
+        "--unit-segments",
+        type=int,
+        metavar="N",
+        help="with --engine-standin: segments per message (default: VOXFARM_DISPATCH_UNIT_SEGMENTS)",
+    )
     return parser
 
 

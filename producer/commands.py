@@ -425,6 +425,8 @@ def bench(args: argparse.Namespace, settings: Settings) -> int:
     from producer.bench import BenchOptions, format_table, run_bench
     from producer.samples import SAMPLE_BOOK
 
+    if args.engine_standin:
+        return _bench_standin(args)
     book = args.book or SAMPLE_BOOK
     options = BenchOptions(
         book=book,
@@ -441,6 +443,17 @@ def bench(args: argparse.Namespace, settings: Settings) -> int:
     )
     report = run_bench(options)
     print(format_table(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def _bench_standin(args: argparse.Namespace) -> int:
+    from producer.bench.standin import DEFAULT_BOOK, StandInOptions, format_standin, run_standin_bench
+
+    options = StandInOptions(book=args.book or DEFAULT_BOOK, workers=args.workers, unit_segments=args.unit_segments)
+    report = run_standin_bench(options)
+    print(format_standin(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0

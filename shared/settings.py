@@ -214,6 +214,11 @@ class Settings(BaseSettings):
     ort_threads: int = Field(
         default=1, ge=0, description="onnxruntime intra-op threads per worker (0 = onnxruntime decides)."
     )
+    cost_report_dir: Path | None = Field(
+        default=None,
+        description="A worker writes its CPU seconds per part (message, ledger, storage, quality, encoding, ...) "
+        "into this folder twice a second; `voxfarm bench --engine-standin` sets it. Unset: not written.",
+    )
 
     # --- assembly ------------------------------------------------------------
     sentence_pause_ms: int = Field(default=250, ge=0, description="Silence between sentences.")

@@ -32,6 +32,7 @@ from shared.errors import (
 from shared.schema import SegmentTask
 from shared.storage import Storage
 from workers.batcher import Batch, Batcher, Pending
+from workers.costs import COSTS
 from workers.engines.base import Engine, EngineOutput, EngineRequest
 from workers.records import BatchRecord, FailureRecord, Observer, UploadRecord, ignore
 from workers.retakes import QualityGate, Retakes
@@ -198,7 +199,8 @@ class BatchRunner:
         started = time.perf_counter()
         timer.start()
         try:
-            output = self.engine.synthesize(requests, edge)
+            with COSTS.part("engine"):
+                output = self.engine.synthesize(requests, edge)
         finally:
             timer.cancel()
         elapsed = time.perf_counter() - started

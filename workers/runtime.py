@@ -33,6 +33,7 @@ from shared.schema import SegmentTask, parse_segment_task
 from shared.settings import Settings
 from shared.storage import Storage
 from workers.batcher import Batcher
+from workers.costs import COSTS
 from workers.presence import JobStates
 from workers.records import DeadLetterRecord, InFlightRecord, ProcessRecord, RetryRecord, SegmentRecord
 from workers.runner import BatchRunner, StoredSegment
@@ -97,8 +98,9 @@ class WorkerRuntime:
     def _handle_segment(self, task: Task, payload: Any) -> dict[str, Any]:
         attempts = int(task.request.retries or 0) + 1
         try:
-            segment = parse_segment_task(payload, self.settings.max_message_bytes)
-            self._check_route(segment)
+            with COSTS.part("message"):
+                segment = parse_segment_task(payload, self.settings.max_message_bytes)
+                self._check_route(segment)
         except BadInputError as exc:
             log.warning("rejected message: %s", exc)
             self._dead_letter(payload, str(exc), attempts, reason="invalid")
@@ -108,7 +110,8 @@ class WorkerRuntime:
             extra={"job": segment.job, "segment": segment.indexes[0], "key": segment.key, "worker": self.hostname},
         )
 
-        skipped = self._skip(segment)
+        with COSTS.part("message"):
+            skipped = self._skip(segment)
         if skipped is not None:
             return skipped
         try:
@@ -194,7 +197,10 @@ class WorkerRuntime:
             )
 
     def _render(self, segment: SegmentTask) -> tuple[StoredSegment | None, str]:
-        if _with_retries(lambda: self.storage.exists(segment_path(segment.voice, segment.key)), StorageError):
+        with COSTS.part("storage"):
+            path = segment_path(segment.voice, segment.key)
+            stored = _with_retries(lambda: self.storage.exists(path), StorageError)
+        if stored:
             return None, "exists"
         self.report(InFlightRecord(+1))
         try:
@@ -207,7 +213,9 @@ class WorkerRuntime:
             self.report(InFlightRecord(-1))
 
     def _complete(self, segment: SegmentTask) -> None:
-        result = _with_retries(lambda: self.ledger.mark_done(segment.job, segment.indexes), BrokerError)
+        with COSTS.part("ledger"):
+            result = _with_retries(lambda: self.ledger.mark_done(segment.job, segment.indexes), BrokerError)
+        COSTS.count()
         log.debug("segment marked done in the ledger", extra={"job": segment.job, "segment": segment.indexes[0]})
         if not result.known:
             log.warning("job %s is not in the ledger; its segment is stored and a resume will find it", segment.job)

@@ -22,6 +22,7 @@ from shared.quality import QualityReport, encode_checked_flac
 from shared.schema import SegmentTask
 from shared.storage import Storage
 from workers.batcher import Pending
+from workers.costs import COSTS
 from workers.records import Observer, UploadRecord
 from workers.retakes import Retakes
 
@@ -60,14 +61,20 @@ class Uploads:
         task = item.payload
         started = time.perf_counter()
         try:
-            kept = self.retakes.check(item, audio, sample_rate)
+            with COSTS.part("quality"):
+                kept = self.retakes.check(item, audio, sample_rate)
             if kept is None:
                 return  # handed back to the runner thread for another take
             audio, report = kept
-            data = encode_flac(audio, sample_rate) if report.passed else encode_checked_flac(audio, sample_rate, report)
+            with COSTS.part("encoding"):
+                if report.passed:
+                    data = encode_flac(audio, sample_rate)
+                else:
+                    data = encode_checked_flac(audio, sample_rate, report)
             encoded = time.perf_counter()
             path = segment_path(task.voice, task.key)
-            self.storage.put_bytes(path, data, "audio/flac")
+            with COSTS.part("storage"):
+                self.storage.put_bytes(path, data, "audio/flac")
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the waiting task
             self.observer(UploadRecord(time.perf_counter() - started, 0, 0.0, False, type(exc).__name__))
             if not item.future.done():

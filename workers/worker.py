@@ -33,6 +33,7 @@ from shared.settings import Settings
 from shared.storage import Storage
 from shared.voices import VoiceFiles, VoiceRegistry
 from workers.batcher import Batcher, BatchPolicy
+from workers.costs import start_cost_reports
 from workers.devices.base import DeviceBackend
 from workers.health import HealthServer, HealthState
 from workers.presence import JobStates, Presence
@@ -182,6 +183,8 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
         WorkerRuntime(settings, app, storage, ledger, batcher, runner, identity, telemetry, hostname, states)
     )
     runner.start()
+    if settings.cost_report_dir is not None:
+        start_cost_reports(settings.cost_report_dir, hostname.replace("@", "_").replace("/", "_"))
     sampler = threading.Thread(
         target=_sample_memory, args=(device.backend, telemetry, health), daemon=True, name="voxfarm-memory"
     )
