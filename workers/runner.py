@@ -160,31 +160,34 @@ class BatchRunner:
             folded_from=batch.folded_from,
         )
         self.observer(record)
-        log.debug(
-            "batch done",
-            extra={
-                "batch": {
-                    "edge": batch.edge,
-                    "reason": batch.reason,
-                    "size": len(batch.items),
-                    "buckets": [item.payload.bucket for item in batch.items],
-                    "keys": [item.payload.key[:12] for item in batch.items],
-                    "seconds": round(elapsed, 4),
-                    "useful_frames": output.useful_frames,
-                    "padded_frames": output.padded_frames,
-                }
-            },
-        )
-        for item, audio in zip(batch.items, output.audio, strict=True):
+        debug = log.isEnabledFor(logging.DEBUG)  # the per-segment lines' fields cost more than the engine's stand-in
+        if debug:
             log.debug(
-                "segment synthesised",
+                "batch done",
                 extra={
-                    "job": item.payload.job,
-                    "segment": item.payload.indexes[0],
-                    "key": item.payload.key,
-                    "bucket": batch.edge,
+                    "batch": {
+                        "edge": batch.edge,
+                        "reason": batch.reason,
+                        "size": len(batch.items),
+                        "buckets": [item.payload.bucket for item in batch.items],
+                        "keys": [item.payload.key[:12] for item in batch.items],
+                        "seconds": round(elapsed, 4),
+                        "useful_frames": output.useful_frames,
+                        "padded_frames": output.padded_frames,
+                    }
                 },
             )
+        for item, audio in zip(batch.items, output.audio, strict=True):
+            if debug:
+                log.debug(
+                    "segment synthesised",
+                    extra={
+                        "job": item.payload.job,
+                        "segment": item.payload.indexes[0],
+                        "key": item.payload.key,
+                        "bucket": batch.edge,
+                    },
+                )
             self._uploads.submit(item, audio, sample_rate)
 
     def _synthesize(self, items: Sequence[Pending[SegmentTask]], edge: int) -> tuple[EngineOutput, float]:

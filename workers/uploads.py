@@ -81,7 +81,10 @@ class Uploads:
                 item.future.set_exception(exc)
             return
         done = time.perf_counter()
-        log.debug("segment written to storage", extra={"job": task.job, "segment": task.indexes[0], "key": task.key})
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "segment written to storage", extra={"job": task.job, "segment": task.indexes[0], "key": task.key}
+            )
         self.observer(UploadRecord(done - encoded, len(data), encoded - started, True))
         if not item.future.done():  # a time-limit failure may have answered it already
             stored = StoredSegment(

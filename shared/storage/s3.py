@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -13,6 +14,8 @@ from shared.errors import NotFoundError, StorageError
 from shared.storage.base import Storage, check_path
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+HEAD_THREADS = 8
+"""HEADs in flight at once for ``exists_many``."""
 
 
 class S3Storage(Storage):
@@ -32,6 +35,8 @@ class S3Storage(Storage):
         if self.prefix:
             check_path(self.prefix)
         self.endpoint_url = endpoint_url
+        # Starts no thread until a work unit's checks first use it.
+        self._heads = ThreadPoolExecutor(max_workers=HEAD_THREADS, thread_name_prefix="voxfarm-s3-head")
         self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self._client = client or boto3.client(
             "s3",
@@ -89,6 +94,12 @@ class S3Storage(Storage):
         except NotFoundError:
             return False
         return True
+
+    def exists_many(self, paths: Sequence[str]) -> list[bool]:
+        """One HEAD per path, several at a time: a work unit's checks cost one round trip, not one per segment."""
+        if len(paths) <= 1:
+            return [self.exists(path) for path in paths]
+        return list(self._heads.map(self.exists, paths))
 
     def size(self, path: str) -> int:
         return int(self._head(path)["ContentLength"])
