@@ -219,7 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--unit-segments",
         type=int,
         metavar="N",
-        help="with --engine-standin: segments per message (default: VOXFARM_DISPATCH_UNIT_SEGMENTS)",
+        default=32,
+        help="with --engine-standin: segments per message (default 32)",
+    )
+    bench.add_argument(
+        "--upload-processes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --engine-standin: processes per worker that check, encode and store takes (default 0)",
     )
     return parser
 

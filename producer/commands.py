@@ -451,7 +451,12 @@ def bench(args: argparse.Namespace, settings: Settings) -> int:
 def _bench_standin(args: argparse.Namespace) -> int:
     from producer.bench.standin import DEFAULT_BOOK, StandInOptions, format_standin, run_standin_bench
 
-    options = StandInOptions(book=args.book or DEFAULT_BOOK, workers=args.workers, unit_segments=args.unit_segments)
+    options = StandInOptions(
+        book=args.book or DEFAULT_BOOK,
+        workers=args.workers,
+        unit_segments=args.unit_segments,
+        upload_processes=args.upload_processes,
+    )
     report = run_standin_bench(options)
     print(format_standin(report))
     if args.json:

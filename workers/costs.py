@@ -22,8 +22,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-PARTS = ("message", "ledger", "storage", "quality", "encoding", "engine", "handler")
-"""Parts timed in place; ``handler`` is the whole of our task function, inside Celery's task thread."""
+PARTS = ("message", "ledger", "storage", "quality", "encoding", "engine", "handler", "offloaded")
+"""Parts timed in place; ``handler`` is the whole of our task function, inside Celery's task thread;
+``offloaded`` the CPU of upload processes (``workers.offload``), whose parts are added to their names too."""
 CELERY_TASK_THREAD = "ThreadPoolExecutor-"
 """Name prefix of the threads Celery's thread pool runs tasks on."""
 

@@ -34,6 +34,7 @@ from shared.storage import Storage
 from workers.batcher import Batch, Batcher, Pending
 from workers.costs import COSTS
 from workers.engines.base import Engine, EngineOutput, EngineRequest
+from workers.offload import Offload
 from workers.records import BatchRecord, FailureRecord, Observer, UploadRecord, ignore
 from workers.retakes import QualityGate, Retakes
 from workers.uploads import StoredSegment, Uploads
@@ -63,6 +64,7 @@ class BatchRunner:
         *,
         time_limit_s: float,
         upload_threads: int = 2,
+        offload: Offload | None = None,
         observer: Observer = ignore,
         on_fatal: Callable[[BaseException], None] | None = None,
     ) -> None:
@@ -78,7 +80,7 @@ class BatchRunner:
         self.batches_run = 0
         self.quality = QualityGate(limits=engine.quality_limits)
         self.retakes = Retakes(self.quality, batcher, observer, accepting=self._accepting)
-        self._uploads = Uploads(storage, self.retakes, observer, threads=upload_threads)
+        self._uploads = Uploads(storage, self.retakes, observer, threads=upload_threads, offload=offload)
 
     # --- lifecycle ---------------------------------------------------------
     def start(self) -> None:

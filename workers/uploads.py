@@ -23,6 +23,7 @@ from shared.schema import SegmentTask
 from shared.storage import Storage
 from workers.batcher import Pending
 from workers.costs import COSTS
+from workers.offload import Offload, Take
 from workers.records import Observer, UploadRecord
 from workers.retakes import Retakes
 
@@ -44,10 +45,20 @@ class StoredSegment:
 class Uploads:
     """Encodes and stores synthesised segments on ``threads`` threads; answers each item's future."""
 
-    def __init__(self, storage: Storage, retakes: Retakes, observer: Observer, *, threads: int = 2) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        retakes: Retakes,
+        observer: Observer,
+        *,
+        threads: int = 2,
+        offload: Offload | None = None,
+    ) -> None:
         self.storage = storage
         self.retakes = retakes
         self.observer = observer
+        self.offload = offload
+        """Where takes are checked, encoded and stored when not on these threads (``workers.offload``)."""
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="voxfarm-upload")
 
     def submit(self, item: Pending[SegmentTask], audio: np.ndarray, sample_rate: int) -> None:
@@ -56,11 +67,15 @@ class Uploads:
     def shutdown(self) -> None:
         """Finish every upload in hand."""
         self._pool.shutdown(wait=True)
+        if self.offload is not None:
+            self.offload.shutdown()
 
     def _store(self, item: Pending[SegmentTask], audio: np.ndarray, sample_rate: int) -> None:
         task = item.payload
         started = time.perf_counter()
         try:
+            if self.offload is not None and self._offloaded(item, audio, sample_rate, started):
+                return
             with COSTS.part("quality"):
                 kept = self.retakes.check(item, audio, sample_rate)
             if kept is None:
@@ -91,3 +106,20 @@ class Uploads:
                 task.key, path, len(audio) / sample_rate, len(data), None if report.passed else report
             )
             item.future.set_result(stored)
+
+    def _offloaded(self, item: Pending[SegmentTask], audio: np.ndarray, sample_rate: int, started: float) -> bool:
+        """Check, encode and store the take in a pool process; False when it failed the gate and is not stored."""
+        assert self.offload is not None
+        task = item.payload
+        path = segment_path(task.voice, task.key)
+        take = Take(audio, sample_rate, len(task.ids), task.params.length_scale, path)
+        result = self.offload.store(take, self.retakes.gate.limits)
+        for part, seconds in result.cpu_s.items():
+            COSTS.add(part, seconds)
+        COSTS.add("offloaded", sum(result.cpu_s.values()))
+        if not result.bytes:
+            return False
+        self.observer(UploadRecord(result.store_s, result.bytes, result.encode_s, True))
+        if not item.future.done():
+            item.future.set_result(StoredSegment(task.key, path, len(audio) / sample_rate, result.bytes))
+        return True

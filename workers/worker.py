@@ -36,6 +36,7 @@ from workers.batcher import Batcher, BatchPolicy
 from workers.costs import start_cost_reports
 from workers.devices.base import DeviceBackend
 from workers.health import HealthServer, HealthState
+from workers.offload import Offload, StorageSpec
 from workers.presence import JobStates, Presence
 from workers.records import ProcessRecord, ReadyRecord, WarmupSummary
 from workers.runner import BatchRunner
@@ -168,10 +169,18 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
         health.alive = False
         os.kill(os.getpid(), signal.SIGTERM)
 
+    offload = None
+    if settings.upload_processes:
+        where = StorageSpec(settings.effective_storage_url, settings.s3_endpoint_url, settings.s3_region)
+        offload = Offload(where, settings.upload_processes)
+        offload.warm()
     runner = BatchRunner(
         engine,
         batcher,
         storage,
+        # Each upload thread waits on one pool process: twice as many keep every process busy.
+        upload_threads=max(2, 2 * settings.upload_processes),
+        offload=offload,
         time_limit_s=settings.batch_time_limit_s,
         observer=telemetry,
         on_fatal=on_fatal,

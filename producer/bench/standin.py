@@ -38,6 +38,8 @@ from shared.storage import open_storage
 from shared.voices import bundled_voice
 
 STANDIN_ENGINE = "bench-standin"
+DEFAULT_UNIT_SEGMENTS = 32
+"""Segments per message: what the farm's own cost per segment was measured lowest with (docs/throughput.md)."""
 DEFAULT_BOOK = Path(__file__).resolve().parents[2] / "tests" / "corpus" / "mary-shelley_frankenstein.epub"
 """A whole novel shipped with the repository (the bundled sample is too short to measure)."""
 WORKER_PARTS = ("message", "ledger", "storage", "quality", "encoding", "acknowledgement", "engine", "other")
@@ -49,8 +51,10 @@ BOOKKEEPING = ("message", "ledger", "storage", "acknowledgement", "other")
 class StandInOptions:
     book: Path = DEFAULT_BOOK
     workers: int | None = None
-    unit_segments: int | None = None
-    """Segments per message (None: the settings' default)."""
+    unit_segments: int = DEFAULT_UNIT_SEGMENTS
+    """Segments per message."""
+    upload_processes: int = 0
+    """Processes per worker that check, encode and store takes (0: the worker's own threads)."""
     timeout_s: float = 1800.0
 
 
@@ -73,9 +77,9 @@ def run_standin_bench(options: StandInOptions) -> dict[str, Any]:
         "VOXFARM_BATCH_TUNING": "off",  # the stand-in batches for free: let the batcher fill calls
         "VOXFARM_BOOK_FORMAT": "none",
         "XDG_CACHE_HOME": str(work / "cache"),
+        "VOXFARM_DISPATCH_UNIT_SEGMENTS": str(options.unit_segments),
+        "VOXFARM_UPLOAD_PROCESSES": str(options.upload_processes),
     }
-    if options.unit_segments is not None:
-        env["VOXFARM_DISPATCH_UNIT_SEGMENTS"] = str(options.unit_segments)
     workers = options.workers or worker_count()
     with local_farm(workers=workers, engine=STANDIN_ENGINE, extra_env=env) as (redis_url, farm):
         farm.after_exit = _abandon_run
@@ -92,7 +96,8 @@ def run_standin_bench(options: StandInOptions) -> dict[str, Any]:
         "distinct_segments": len(keys),
         "stored": stored,
         "workers": workers,
-        "unit_segments": int(env.get("VOXFARM_DISPATCH_UNIT_SEGMENTS", settings.dispatch_unit_segments)),
+        "unit_segments": options.unit_segments,
+        "upload_processes": options.upload_processes,
         **run,
     }
 
@@ -129,10 +134,13 @@ def _timed_run(
         raise FatalError(f"the stand-in job failed: {ledger.status(plan.job).meta.get('error', '')}")
     distinct = len({segment.key for segment in plan.segments})
     parts = _worker_parts(before_reports, after_reports)
+    offloaded = sum(r["parts"]["offloaded"] for r in after_reports) - sum(
+        r["parts"]["offloaded"] for r in before_reports
+    )
     per = 1000.0 / distinct
     procs = {name: after_procs[name] - before_procs[name] for name in pids}
     farm_cpu = {
-        "workers": sum(v for k, v in procs.items() if k.startswith("worker-")),
+        "workers": sum(v for k, v in procs.items() if k.startswith("worker-")) + offloaded,
         "control": procs.get("control", 0.0),
         "redis": after_redis - before_redis,
         "submit_and_watch": after_self - before_self,
@@ -163,7 +171,8 @@ def _worker_parts(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> 
     parts["message"] = delta(lambda r: r["parts"]["message"] + r["celery_consumer"])
     parts["acknowledgement"] = delta(lambda r: r["celery_tasks"] - r["parts"]["handler"])
     parts["engine"] = delta(lambda r: r["parts"]["engine"])
-    process = delta(lambda r: r["process"])
+    # Upload processes (workers.offload) report their CPU with each take; it is part of the worker's.
+    process = delta(lambda r: r["process"] + r["parts"]["offloaded"])
     parts["other"] = process - sum(parts.values())
     parts["total"] = process
     return {name: parts[name] for name in (*WORKER_PARTS, "total")}
@@ -215,7 +224,7 @@ def format_standin(report: dict[str, Any]) -> str:
     lines = [
         f"stand-in engine: {report['book']}, {report['distinct_segments']} distinct segments "
         f"({report['segments']} in {report['chapters']} chapters), {report['workers']} workers, "
-        f"{report['unit_segments']} segments per message",
+        f"{report['unit_segments']} segments per message, {report['upload_processes']} upload processes each",
         f"    wall {report['wall_s']:.2f}s (submit {report['submit_s']:.2f}s)   "
         f"{report['segments_per_s']:.1f} segments/s through the whole farm   stored {report['stored']}",
         "    worker CPU ms per segment:",

@@ -4,23 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support.bench import run_bench
 from tests.support.books import write_book
 
 WORKER_PARTS = ("message", "ledger", "storage", "quality", "encoding", "acknowledgement", "engine", "other")
 
 
-def test_standin_bench_stores_every_segment_and_accounts_for_the_cpu_by_part(tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [0, 1])
+def test_standin_bench_stores_every_segment_and_accounts_for_the_cpu_by_part(tmp_path: Path, processes: int) -> None:
     book = write_book(tmp_path)
     result, report = run_bench(
-        tmp_path / "standin.json", "--engine-standin", "--book", str(book), "--workers", "2", "--unit-segments", "3"
+        tmp_path / "standin.json",
+        *("--engine-standin", "--book", str(book), "--workers", "2", "--unit-segments", "3"),
+        *("--upload-processes", str(processes)),
     )
 
     distinct = report["distinct_segments"]
     assert distinct >= 5 and report["segments"] >= distinct
     assert report["stored"] == distinct
     assert report["worker_segments"] == distinct
-    assert (report["workers"], report["unit_segments"]) == (2, 3)
+    assert (report["workers"], report["unit_segments"], report["upload_processes"]) == (2, 3, processes)
     assert abs(report["segments_per_s"] * report["wall_s"] - distinct) <= 0.01 * distinct
     worker = report["worker_cpu_ms_per_segment"]
     assert set(worker) == {*WORKER_PARTS, "total"}
