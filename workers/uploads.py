@@ -74,10 +74,14 @@ class Uploads:
         task = item.payload
         started = time.perf_counter()
         try:
-            if self.offload is not None and self._offloaded(item, audio, sample_rate, started):
-                return
-            with COSTS.part("quality"):
-                kept = self.retakes.check(item, audio, sample_rate)
+            if self.offload is not None:
+                failed = self._offloaded(item, audio, sample_rate)
+                if failed is None:
+                    return  # checked, encoded and stored by a pool process
+                kept = self.retakes.judge(item, audio, failed)
+            else:
+                with COSTS.part("quality"):
+                    kept = self.retakes.check(item, audio, sample_rate)
             if kept is None:
                 return  # handed back to the runner thread for another take
             audio, report = kept
@@ -107,8 +111,8 @@ class Uploads:
             )
             item.future.set_result(stored)
 
-    def _offloaded(self, item: Pending[SegmentTask], audio: np.ndarray, sample_rate: int, started: float) -> bool:
-        """Check, encode and store the take in a pool process; False when it failed the gate and is not stored."""
+    def _offloaded(self, item: Pending[SegmentTask], audio: np.ndarray, sample_rate: int) -> QualityReport | None:
+        """Check, encode and store the take in a pool process: None once stored, else the gate's failing report."""
         assert self.offload is not None
         task = item.payload
         path = segment_path(task.voice, task.key)
@@ -118,8 +122,8 @@ class Uploads:
             COSTS.add(part, seconds)
         COSTS.add("offloaded", sum(result.cpu_s.values()))
         if not result.bytes:
-            return False
+            return result.report
         self.observer(UploadRecord(result.store_s, result.bytes, result.encode_s, True))
         if not item.future.done():
             item.future.set_result(StoredSegment(task.key, path, len(audio) / sample_rate, result.bytes))
-        return True
+        return None
