@@ -36,8 +36,10 @@ from shared.schema import JobPlan
 from shared.settings import load_settings
 from shared.storage import open_storage
 from shared.voices import bundled_voice
+from workers.runtime import MAX_UNIT_SEGMENTS
 
 STANDIN_ENGINE = "bench-standin"
+MAX_UPLOAD_PROCESSES = 64
 DEFAULT_UNIT_SEGMENTS = 32
 """Segments per message: what the farm's own cost per segment was measured lowest with (docs/throughput.md)."""
 DEFAULT_BOOK = Path(__file__).resolve().parents[2] / "tests" / "corpus" / "mary-shelley_frankenstein.epub"
@@ -61,6 +63,10 @@ class StandInOptions:
 def run_standin_bench(options: StandInOptions) -> dict[str, Any]:
     if not options.book.is_file():
         raise BadInputError(f"no book at {options.book}; pass one with --book")
+    if not 1 <= options.unit_segments <= MAX_UNIT_SEGMENTS:
+        raise BadInputError(f"--unit-segments must be 1 to {MAX_UNIT_SEGMENTS}, not {options.unit_segments}")
+    if not 0 <= options.upload_processes <= MAX_UPLOAD_PROCESSES:
+        raise BadInputError(f"--upload-processes must be 0 to {MAX_UPLOAD_PROCESSES}, not {options.upload_processes}")
     settings = load_settings()
     voice = bundled_voice()
     plan = plan_book(

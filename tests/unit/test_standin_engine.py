@@ -91,3 +91,16 @@ def test_render_with_the_stand_in_is_refused_before_anything_starts(tmp_path: Pa
     assert result.returncode == 2, result.stderr
     assert "does not speak the text" in result.stderr
     assert not list(tmp_path.glob("*.flac")) and not list(tmp_path.glob("*.m4b"))
+
+
+def test_the_bench_refuses_units_a_worker_would_refuse_before_starting_anything() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "producer.cli", "bench", "--engine-standin", "--unit-segments", "65"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 2, result.stderr
+    assert "--unit-segments must be 1 to 64" in result.stderr
