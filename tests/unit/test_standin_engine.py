@@ -78,15 +78,15 @@ def test_the_planner_refuses_the_stand_in_outside_the_benchmark_and_keys_it_apar
     assert not {s.key for s in bench.segments} & {s.key for s in real.segments}
 
 
+def _voxfarm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "producer.cli", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
 def test_render_with_the_stand_in_is_refused_before_anything_starts(tmp_path: Path) -> None:
     book = write_book(tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-m", "producer.cli", "render", str(book), "--engine", STANDIN_ENGINE, "-o", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _voxfarm("render", str(book), "--engine", STANDIN_ENGINE, "-o", str(tmp_path))
 
     assert result.returncode == 2, result.stderr
     assert "does not speak the text" in result.stderr
@@ -94,13 +94,7 @@ def test_render_with_the_stand_in_is_refused_before_anything_starts(tmp_path: Pa
 
 
 def test_the_bench_refuses_units_a_worker_would_refuse_before_starting_anything() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "producer.cli", "bench", "--engine-standin", "--unit-segments", "65"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _voxfarm("bench", "--engine-standin", "--unit-segments", "65")
 
     assert result.returncode == 2, result.stderr
     assert "--unit-segments must be 1 to 64" in result.stderr
