@@ -38,6 +38,12 @@ What it costs (figures from 2 shared CPU cores):
 a synthetic book of --segments utterances is planned (about a minute per
 20,000 here), submitted, and admitted by the dispatcher, on a private
 Redis and the configured storage (else a temporary folder): a few seconds.
+
+With --engine-standin it measures the farm's own cost instead: a whole
+novel (default: Frankenstein, from tests/corpus) through the embedded farm
+with a stand-in engine that answers at once with real speech, printing
+segments per second and CPU milliseconds per segment by part. It replaces
+(a) to (c); planning the book takes a minute, the run itself seconds.
 """
 
 
@@ -218,6 +224,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--segments", type=int, default=20_000, help="size of the --admission book (default 20000)")
     bench.add_argument("--window", type=int, help="--admission steady-state window per queue (VOXFARM_DISPATCH_WINDOW)")
+    bench.add_argument(
+        "--engine-standin",
+        action="store_true",
+        help="measure the farm's own cost per segment on a whole book with an instant stand-in engine",
+    )
+    bench.add_argument(
+        "--unit-segments",
+        type=int,
+        metavar="N",
+        default=32,
+        help="with --engine-standin: segments per message (default 32)",
+    )
+    bench.add_argument(
+        "--upload-processes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --engine-standin: processes per worker that check, encode and store takes (default 0)",
+    )
     return parser
 
 

@@ -429,8 +429,12 @@ def control(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def bench(args: argparse.Namespace, settings: Settings) -> int:
+    if args.admission and args.engine_standin:
+        raise BadInputError("--admission and --engine-standin are two benchmarks: run one at a time")
     if args.admission:
-        return bench_admission(args)
+        return _bench_admission(args)
+    if args.engine_standin:
+        return _bench_standin(args)
     from producer.bench import BenchOptions, format_table, run_bench
     from producer.samples import SAMPLE_BOOK
 
@@ -455,7 +459,7 @@ def bench(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def bench_admission(args: argparse.Namespace) -> int:
+def _bench_admission(args: argparse.Namespace) -> int:
     from producer.bench.admission import AdmissionOptions, format_admission, run_admission
 
     if args.segments < 1 or (args.window is not None and args.window < 1):
@@ -464,6 +468,22 @@ def bench_admission(args: argparse.Namespace) -> int:
     print(format_admission(report))
     if args.json:
         args.json.write_text(json.dumps({"admission": report}, indent=2))
+    return 0
+
+
+def _bench_standin(args: argparse.Namespace) -> int:
+    from producer.bench.standin import DEFAULT_BOOK, StandInOptions, format_standin, run_standin_bench
+
+    options = StandInOptions(
+        book=args.book or DEFAULT_BOOK,
+        workers=args.workers,
+        unit_segments=args.unit_segments,
+        upload_processes=args.upload_processes,
+    )
+    report = run_standin_bench(options)
+    print(format_standin(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
     return 0
 
 

@@ -47,6 +47,8 @@ class PlanOptions:
     """Refuse books longer than this before phonemising them (see Settings.max_book_chars)."""
     cast: Cast | None = None
     """Voices for narration, dialogue, characters and languages; ``voice`` and ``params`` are then the narrator's."""
+    bench: bool = False
+    """Planned by `voxfarm bench`, the one place a bench-only engine (the stand-in) may be used."""
 
 
 def default_params(voice: VoiceFiles | ResolvedVoice) -> SynthesisParams:
@@ -71,6 +73,11 @@ def plan_book(book: Book, options: PlanOptions, frontend: Frontend | None = None
             "(several times War and Peace); split it with --chapters, or raise VOXFARM_MAX_BOOK_CHARS"
         )
     spec = engine_spec(options.engine)
+    if spec.bench_only and not options.bench:
+        raise BadInputError(
+            f"engine {spec.name} does not speak the text (it measures the farm's own cost): "
+            "it runs only in `voxfarm bench --engine-standin`"
+        )
     voice = options.voice
     checksum = voice.checksum
     # A cast's Qwen3-TTS voices carry their voicing per voice, never for the whole job.

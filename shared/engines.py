@@ -35,6 +35,8 @@ class EngineSpec:
     own weights (Piper) and names its queues."""
     seconds_per_token: float = SECONDS_PER_TOKEN
     """Estimated audio seconds per token id at length_scale 1: what the scheduler shares out."""
+    bench_only: bool = False
+    """The engine does not say the text (the benchmark's stand-in): only `voxfarm bench` may plan with it."""
 
     def estimate_s(self, tokens: int, length_scale: float = 1.0) -> float:
         return tokens * length_scale * self.seconds_per_token
@@ -44,6 +46,11 @@ ENGINE_SPECS: dict[str, EngineSpec] = {
     "piper-onnx": EngineSpec("piper-onnx", "1", "piper", seeded_noise=False, needs_torch=False),
     "piper-torch": EngineSpec("piper-torch", "1", "piper", seeded_noise=True, needs_torch=True),
     "qwen3-tts": EngineSpec("qwen3-tts", "1", "qwen3", seeded_noise=True, needs_torch=True, per_checkpoint=True),
+    # Real speech of the right length, instantly, to measure the farm's own cost (workers/engines/standin.py).
+    # Its own version keeps its content keys apart from every real render's.
+    "bench-standin": EngineSpec(
+        "bench-standin", "standin-1", "piper", seeded_noise=False, needs_torch=False, bench_only=True
+    ),
 }
 
 

@@ -117,26 +117,34 @@ class QualityReport:
 def speech_bounds(samples: np.ndarray, sample_rate: int, limits: QualityLimits = DEFAULT_LIMITS) -> tuple[int, int]:
     """Sample offsets of the first and just past the last non-silent 10 ms frame; (0, 0) if all silent."""
     frame = max(1, round(sample_rate * FRAME_S))
+    return _bounds(_frame_power(samples, frame), frame, len(samples), limits)
+
+
+def _frame_power(samples: np.ndarray, frame: int) -> np.ndarray:
+    """Mean square of each whole ``frame``-sample frame: computed once per take, read by every level check."""
     count = len(samples) // frame
+    frames = np.asarray(samples[: count * frame], dtype=np.float64).reshape(count, frame)
+    return np.asarray(np.mean(frames * frames, axis=1))
+
+
+def _bounds(power: np.ndarray, frame: int, length: int, limits: QualityLimits) -> tuple[int, int]:
+    count = len(power)
     if count == 0:
         return 0, 0
-    frames = np.asarray(samples[: count * frame], dtype=np.float64).reshape(count, frame)
-    level = 10.0 * np.log10(np.mean(frames * frames, axis=1) + 1e-20)
+    level = 10.0 * np.log10(power + 1e-20)
     threshold = max(limits.silence_floor_dbfs, float(level.max()) - limits.silence_below_peak_db)
     voiced = np.flatnonzero(level > threshold)
     if len(voiced) == 0:
         return 0, 0
     end = (int(voiced[-1]) + 1) * frame
-    return int(voiced[0]) * frame, len(samples) if voiced[-1] == count - 1 else end
+    return int(voiced[0]) * frame, length if voiced[-1] == count - 1 else end
 
 
-def _frame_peak_dbfs(samples: np.ndarray, sample_rate: int) -> float:
-    frame = max(1, round(sample_rate * FRAME_S))
-    count = len(samples) // frame
-    if count == 0:
+def _peak_dbfs(samples: np.ndarray, power: np.ndarray) -> float:
+    """The loudest 10 ms frame in dBFS (the whole take's mean square when it is shorter than one frame)."""
+    if len(power) == 0:
         return float(10.0 * np.log10(np.mean(np.square(samples, dtype=np.float64)) + 1e-20))
-    frames = np.asarray(samples[: count * frame], dtype=np.float64).reshape(count, frame)
-    return float(10.0 * np.log10(np.max(np.mean(frames * frames, axis=1)) + 1e-20))
+    return float(10.0 * np.log10(np.max(power) + 1e-20))
 
 
 def check_segment(
@@ -162,14 +170,16 @@ def check_segment(
         findings.append(
             Finding("clipping", float(clipped), float(limits.max_clipped_samples), f"{clipped} clipped samples")
         )
-    loudest = _frame_peak_dbfs(samples, sample_rate)
+    frame = max(1, round(sample_rate * FRAME_S))
+    power = _frame_power(samples, frame)
+    loudest = _peak_dbfs(samples, power)
     measures["loudest_frame_dbfs"] = round(loudest, 2)
     if loudest < limits.min_speech_dbfs:
         findings.append(
             Finding("silent", loudest, limits.min_speech_dbfs, f"no speech: loudest frame {loudest:.1f} dBFS")
         )
         return QualityReport(tuple(findings), measures=measures)
-    start, end = speech_bounds(samples, sample_rate, limits)
+    start, end = _bounds(power, frame, len(samples), limits)
     lead, trail = start / sample_rate, (len(samples) - end) / sample_rate
     measures["leading_silence_s"], measures["trailing_silence_s"] = round(lead, 3), round(trail, 3)
     if lead > limits.max_leading_silence_s:

@@ -214,6 +214,18 @@ class Settings(BaseSettings):
     ort_threads: int = Field(
         default=1, ge=0, description="onnxruntime intra-op threads per worker (0 = onnxruntime decides)."
     )
+    upload_processes: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Processes that check, encode and store a worker's takes, off its own interpreter (a fast card "
+        "needs more CPU for them than one interpreter has); 0: threads of the worker itself.",
+    )
+    cost_report_dir: Path | None = Field(
+        default=None,
+        description="A worker writes its CPU seconds per part (message, ledger, storage, quality, encoding, ...) "
+        "into this folder twice a second; `voxfarm bench --engine-standin` sets it. Unset: not written.",
+    )
 
     # --- assembly ------------------------------------------------------------
     sentence_pause_ms: int = Field(default=250, ge=0, description="Silence between sentences.")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -103,16 +103,30 @@ class Batcher(Generic[T]):
 
     def submit(self, payload: T, tokens: int, *, interactive: bool = False) -> Future[Any]:
         """Queue one item; its future is resolved by whoever runs the batch."""
-        edge = self.edge_for(tokens)
+        return self.submit_many([(payload, tokens, interactive)])[0]
+
+    def submit_many(self, items: Sequence[tuple[T, int, bool]]) -> list[Future[Any]]:
+        """Queue (payload, tokens, interactive) items under one lock and one wake-up (a work unit's segments)."""
         now = self._clock()
-        wait = self.policy.interactive_wait_s if interactive else self.policy.max_wait_s
-        pending = Pending(payload, tokens, edge, now, now + wait, interactive, Future())
+        pending = [
+            Pending(
+                payload,
+                tokens,
+                self.edge_for(tokens),
+                now,
+                now + (self.policy.interactive_wait_s if interactive else self.policy.max_wait_s),
+                interactive,
+                Future(),
+            )
+            for payload, tokens, interactive in items
+        ]
         with self._cond:
             if self._closed:
                 raise RuntimeError("batcher is closed")
-            (self._interactive if interactive else self._buckets[edge]).append(pending)
+            for item in pending:
+                (self._interactive if item.interactive else self._buckets[item.edge]).append(item)
             self._cond.notify_all()
-        return pending.future
+        return [item.future for item in pending]
 
     def requeue(self, items: Iterable[Pending[T]]) -> None:
         """Put items back at the front of their buckets (a batch split after a failure)."""

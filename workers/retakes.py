@@ -61,6 +61,13 @@ class Retakes:
         report = check_segment(
             audio, sample_rate, tokens=len(task.ids), length_scale=task.params.length_scale, limits=self.gate.limits
         )
+        return self.judge(item, audio, report)
+
+    def judge(
+        self, item: Pending[SegmentTask], audio: np.ndarray, report: QualityReport
+    ) -> tuple[np.ndarray, QualityReport] | None:
+        """Decide on a checked take: None when it was requeued for another, else the take to store."""
+        task = item.payload
         with self._lock:
             takes = self._takes.setdefault(id(item), [])
             takes.append((audio, report))

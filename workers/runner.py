@@ -32,7 +32,9 @@ from shared.errors import (
 from shared.schema import SegmentTask
 from shared.storage import Storage
 from workers.batcher import Batch, Batcher, Pending
+from workers.costs import COSTS
 from workers.engines.base import Engine, EngineOutput, EngineRequest
+from workers.offload import Offload
 from workers.records import BatchRecord, FailureRecord, Observer, UploadRecord, ignore
 from workers.retakes import QualityGate, Retakes
 from workers.uploads import StoredSegment, Uploads
@@ -62,6 +64,7 @@ class BatchRunner:
         *,
         time_limit_s: float,
         upload_threads: int = 2,
+        offload: Offload | None = None,
         observer: Observer = ignore,
         on_fatal: Callable[[BaseException], None] | None = None,
     ) -> None:
@@ -77,7 +80,7 @@ class BatchRunner:
         self.batches_run = 0
         self.quality = QualityGate(limits=engine.quality_limits)
         self.retakes = Retakes(self.quality, batcher, observer, accepting=self._accepting)
-        self._uploads = Uploads(storage, self.retakes, observer, threads=upload_threads)
+        self._uploads = Uploads(storage, self.retakes, observer, threads=upload_threads, offload=offload)
 
     # --- lifecycle ---------------------------------------------------------
     def start(self) -> None:
@@ -159,31 +162,34 @@ class BatchRunner:
             folded_from=batch.folded_from,
         )
         self.observer(record)
-        log.debug(
-            "batch done",
-            extra={
-                "batch": {
-                    "edge": batch.edge,
-                    "reason": batch.reason,
-                    "size": len(batch.items),
-                    "buckets": [item.payload.bucket for item in batch.items],
-                    "keys": [item.payload.key[:12] for item in batch.items],
-                    "seconds": round(elapsed, 4),
-                    "useful_frames": output.useful_frames,
-                    "padded_frames": output.padded_frames,
-                }
-            },
-        )
-        for item, audio in zip(batch.items, output.audio, strict=True):
+        debug = log.isEnabledFor(logging.DEBUG)  # the per-segment lines' fields cost more than the engine's stand-in
+        if debug:
             log.debug(
-                "segment synthesised",
+                "batch done",
                 extra={
-                    "job": item.payload.job,
-                    "segment": item.payload.indexes[0],
-                    "key": item.payload.key,
-                    "bucket": batch.edge,
+                    "batch": {
+                        "edge": batch.edge,
+                        "reason": batch.reason,
+                        "size": len(batch.items),
+                        "buckets": [item.payload.bucket for item in batch.items],
+                        "keys": [item.payload.key[:12] for item in batch.items],
+                        "seconds": round(elapsed, 4),
+                        "useful_frames": output.useful_frames,
+                        "padded_frames": output.padded_frames,
+                    }
                 },
             )
+        for item, audio in zip(batch.items, output.audio, strict=True):
+            if debug:
+                log.debug(
+                    "segment synthesised",
+                    extra={
+                        "job": item.payload.job,
+                        "segment": item.payload.indexes[0],
+                        "key": item.payload.key,
+                        "bucket": batch.edge,
+                    },
+                )
             self._uploads.submit(item, audio, sample_rate)
 
     def _synthesize(self, items: Sequence[Pending[SegmentTask]], edge: int) -> tuple[EngineOutput, float]:
@@ -198,7 +204,8 @@ class BatchRunner:
         started = time.perf_counter()
         timer.start()
         try:
-            output = self.engine.synthesize(requests, edge)
+            with COSTS.part("engine"):
+                output = self.engine.synthesize(requests, edge)
         finally:
             timer.cancel()
         elapsed = time.perf_counter() - started

@@ -9,10 +9,11 @@ then return so Celery acknowledges the message.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -33,6 +34,7 @@ from shared.schema import SegmentTask, parse_segment_task
 from shared.settings import Settings
 from shared.storage import Storage
 from workers.batcher import Batcher
+from workers.costs import COSTS
 from workers.presence import JobStates
 from workers.records import DeadLetterRecord, InFlightRecord, ProcessRecord, RetryRecord, SegmentRecord
 from workers.runner import BatchRunner, StoredSegment
@@ -65,85 +67,146 @@ class WorkerRuntime:
     # --- one message -------------------------------------------------------
     def handle(self, task: Task, payload: Any) -> dict[str, Any]:
         """Process one delivered message; returning means it may be acknowledged."""
-        try:
-            return self._handle_segment(task, payload)
-        except _RetryLater as later:
-            raise task.retry(exc=later.cause, countdown=later.countdown, max_retries=None) from later.cause
+        return self._handle_all(task, [payload])[0]
 
     def handle_unit(self, task: Task, payloads: Any) -> dict[str, Any]:
         """A work unit: several segments of one job and bucket in one message, acknowledged once all are stored.
 
-        Its segments reach the batcher together; one that must be retried retries the whole unit (what is
-        stored by then costs a HEAD the next time), and one that takes the worker down hands it all on.
+        Its segments are handled together on this one thread: checked in storage in one call, handed to
+        the batcher together, marked done in one ledger call per job. One that must be retried retries
+        the whole unit (what is stored by then is marked done, and costs a HEAD the next time); one that
+        takes the worker down hands it all on.
         """
-        attempts = int(task.request.retries or 0) + 1
         if not isinstance(payloads, list) or not 1 <= len(payloads) <= MAX_UNIT_SEGMENTS:
             reason = f"a work unit must carry 1 to {MAX_UNIT_SEGMENTS} segments"
-            self._dead_letter(payloads, reason, attempts, reason="invalid")
+            self._dead_letter(payloads, reason, int(task.request.retries or 0) + 1, reason="invalid")
             return {"status": "rejected", "reason": reason}
-        with ThreadPoolExecutor(max_workers=len(payloads), thread_name_prefix="voxfarm-unit") as pool:
-            futures = [pool.submit(self._handle_segment, task, payload) for payload in payloads]
+        self._handle_all(task, payloads)
+        return {"status": "unit", "segments": len(payloads)}
+
+    def _handle_all(self, task: Task, payloads: list[Any]) -> list[dict[str, Any]]:
+        """Handle a message's segments; raises Celery's retry or Reject once what was stored is marked done."""
+        attempts = int(task.request.retries or 0) + 1
+        results: list[dict[str, Any]] = [{} for _ in payloads]
+        live = self._accept(payloads, attempts, results)
+        with COSTS.part("storage"):
+            paths = [segment_path(segment.voice, segment.key) for _, segment in live]
+            present = _with_retries(lambda: self.storage.exists_many(paths), StorageError) if paths else []
+        done: list[tuple[SegmentTask, str]] = []
+        missing: list[tuple[int, SegmentTask]] = []
+        for (position, segment), found in zip(live, present, strict=True):
+            if found:
+                done.append((segment, "exists"))
+                results[position] = {"status": "exists", "key": segment.key}
+            else:
+                missing.append((position, segment))
         later: list[_RetryLater] = []
-        for future in futures:
-            try:
-                future.result()
-            except _RetryLater as exc:
-                later.append(exc)
+        handed: list[WorkerFaultError] = []
+        unexpected: list[BaseException] = []
+        outcomes = self._render([segment for _, segment in missing])
+        for (position, segment), outcome in zip(missing, outcomes, strict=True):
+            if isinstance(outcome, StoredSegment):
+                done.append((segment, "rendered"))
+                results[position] = {"status": "rendered", "key": segment.key}
+            elif isinstance(outcome, WorkerFaultError):
+                results[position] = self._hand_on(segment, outcome, attempts, handed)
+            elif isinstance(outcome, BadInputError | RetryableError | RuntimeError | FutureTimeout):
+                results[position] = self._failed(segment, outcome, attempts, later)
+            else:
+                unexpected.append(outcome)
+        self._complete(done)
+        if unexpected:
+            raise unexpected[0]
+        if handed:
+            raise Reject(str(handed[0]), requeue=True) from handed[0]
         if later:
             first = min(later, key=lambda exc: exc.countdown)
             raise task.retry(exc=first.cause, countdown=first.countdown, max_retries=None) from first.cause
-        return {"status": "unit", "segments": len(payloads)}
+        return results
 
-    def _handle_segment(self, task: Task, payload: Any) -> dict[str, Any]:
-        attempts = int(task.request.retries or 0) + 1
-        try:
-            segment = parse_segment_task(payload, self.settings.max_message_bytes)
-            self._check_route(segment)
-        except BadInputError as exc:
-            log.warning("rejected message: %s", exc)
-            self._dead_letter(payload, str(exc), attempts, reason="invalid")
-            return {"status": "rejected", "reason": str(exc)}
-        log.debug(
-            "segment received",
-            extra={"job": segment.job, "segment": segment.indexes[0], "key": segment.key, "worker": self.hostname},
-        )
+    def _accept(
+        self, payloads: list[Any], attempts: int, results: list[dict[str, Any]]
+    ) -> list[tuple[int, SegmentTask]]:
+        """Parse and route each payload; dead-letter what is malformed, answer what a paused or cancelled job skips."""
+        live: list[tuple[int, SegmentTask]] = []
+        debug = log.isEnabledFor(logging.DEBUG)
+        with COSTS.part("message"):
+            for position, payload in enumerate(payloads):
+                try:
+                    segment = parse_segment_task(payload, self.settings.max_message_bytes)
+                    self._check_route(segment)
+                except BadInputError as exc:
+                    log.warning("rejected message: %s", exc)
+                    self._dead_letter(payload, str(exc), attempts, reason="invalid")
+                    results[position] = {"status": "rejected", "reason": str(exc)}
+                    continue
+                if debug:
+                    log.debug(
+                        "segment received",
+                        extra={
+                            "job": segment.job,
+                            "segment": segment.indexes[0],
+                            "key": segment.key,
+                            "worker": self.hostname,
+                        },
+                    )
+                skipped = self._skip(segment)
+                if skipped is not None:
+                    results[position] = skipped
+                else:
+                    live.append((position, segment))
+        return live
 
-        skipped = self._skip(segment)
-        if skipped is not None:
-            return skipped
+    def _render(self, segments: list[SegmentTask]) -> list[StoredSegment | BaseException]:
+        """Hand every segment to the batcher at once and wait until each is stored or has failed."""
+        if not segments:
+            return []
+        futures: list[Future[StoredSegment]] | list[WorkerFaultError]
         try:
-            stored = self._render(segment)
-        except BadInputError as exc:
+            futures = self.batcher.submit_many([(s, len(s.ids), s.priority == "interactive") for s in segments])
+        except RuntimeError as exc:  # the batcher closed: this worker is stopping
+            futures = [WorkerFaultError(f"worker is stopping: {exc}") for _ in segments]
+        self.report(InFlightRecord(+len(futures)))
+        deadline = time.monotonic() + self.settings.batch_time_limit_s * 2 + 60
+        outcomes: list[StoredSegment | BaseException] = []
+        try:
+            for future in futures:
+                if isinstance(future, BaseException):
+                    outcomes.append(future)
+                    continue
+                try:
+                    outcomes.append(future.result(timeout=max(deadline - time.monotonic(), 0.0)))
+                except Exception as exc:  # noqa: BLE001 - each segment's failure is judged on its own below
+                    outcomes.append(exc)
+        finally:
+            self.report(InFlightRecord(-len(futures)))
+        return outcomes
+
+    def _failed(
+        self, segment: SegmentTask, exc: BaseException, attempts: int, later: list[_RetryLater]
+    ) -> dict[str, Any]:
+        """A segment that was not stored: given up, or a retry of the message collected in ``later``."""
+        if isinstance(exc, BadInputError):
             self._give_up(segment, str(exc), attempts, reason="bad_input")
             return {"status": "failed", "reason": str(exc)}
-        except WorkerFaultError as exc:
-            return self._hand_on(segment, exc, attempts)
-        except (RetryableError, RuntimeError, FutureTimeout) as exc:
-            reason = type(exc).__name__
-            if attempts > self.settings.max_retries:
-                self._give_up(segment, f"{reason}: {exc}", attempts, reason="retries_exhausted")
-                return {"status": "failed", "reason": str(exc)}
-            self.report(RetryRecord(_retry_reason(exc)))
-            self.ledger.count(segment.job, "retries")
-            countdown = self.settings.retry_backoff_s * (2 ** (attempts - 1))
-            log.warning(
-                "segment %s of %s failed (%s), retry %d in %.1fs",
-                segment.indexes[0],
-                segment.job,
-                exc,
-                attempts,
-                countdown,
-                extra={"job": segment.job, "segment": segment.indexes[0]},
-            )
-            raise _RetryLater(exc, countdown) from exc
-
-        self.report(SegmentRecord(segment.bucket, stored[1]))
-        self._complete(segment)
-        log.info(
-            "segment stored",
-            extra={"job": segment.job, "segment": segment.indexes[0], "key": segment.key, "status": stored[1]},
+        reason = type(exc).__name__
+        if attempts > self.settings.max_retries:
+            self._give_up(segment, f"{reason}: {exc}", attempts, reason="retries_exhausted")
+            return {"status": "failed", "reason": str(exc)}
+        self.report(RetryRecord(_retry_reason(exc)))
+        self.ledger.count(segment.job, "retries")
+        countdown = self.settings.retry_backoff_s * (2 ** (attempts - 1))
+        log.warning(
+            "segment %s of %s failed (%s), retry %d in %.1fs",
+            segment.indexes[0],
+            segment.job,
+            exc,
+            attempts,
+            countdown,
+            extra={"job": segment.job, "segment": segment.indexes[0]},
         )
-        return {"status": stored[1], "key": segment.key}
+        later.append(_RetryLater(exc, countdown))
+        return {"status": "retry", "reason": str(exc)}
 
     def _skip(self, segment: SegmentTask) -> dict[str, Any] | None:
         """Acknowledge without synthesis a segment of a cancelled job, or hand back one of a paused job."""
@@ -158,8 +221,10 @@ class WorkerRuntime:
             return {"status": "paused"}
         return None
 
-    def _hand_on(self, segment: SegmentTask, exc: WorkerFaultError, attempts: int) -> dict[str, Any]:
-        """Put the message back for another worker, without using one of the segment's retries.
+    def _hand_on(
+        self, segment: SegmentTask, exc: WorkerFaultError, attempts: int, handed: list[WorkerFaultError]
+    ) -> dict[str, Any]:
+        """Put the message back for another worker (``exc`` joins ``handed``), without using a retry.
 
         A segment whose deliveries keep taking workers down is poison after
         all: past ``MAX_WORKER_FAULTS`` it is dead-lettered instead, so one
@@ -182,7 +247,8 @@ class WorkerRuntime:
             exc,
             extra={"job": segment.job, "segment": segment.indexes[0]},
         )
-        raise Reject(str(exc), requeue=True) from exc
+        handed.append(exc)
+        return {"status": "handed_on", "reason": str(exc)}
 
     def _check_route(self, segment: SegmentTask) -> None:
         # A Qwen3-TTS worker serves a checkpoint, and every voice of it.
@@ -193,27 +259,32 @@ class WorkerRuntime:
                 f"{self.identity.voice} worker; check the queue routing"
             )
 
-    def _render(self, segment: SegmentTask) -> tuple[StoredSegment | None, str]:
-        if _with_retries(lambda: self.storage.exists(segment_path(segment.voice, segment.key)), StorageError):
-            return None, "exists"
-        self.report(InFlightRecord(+1))
-        try:
-            try:
-                future = self.batcher.submit(segment, len(segment.ids), interactive=segment.priority == "interactive")
-            except RuntimeError as exc:  # the batcher closed: this worker is stopping
-                raise WorkerFaultError(f"worker is stopping: {exc}") from exc
-            return future.result(timeout=self.settings.batch_time_limit_s * 2 + 60), "rendered"
-        finally:
-            self.report(InFlightRecord(-1))
-
-    def _complete(self, segment: SegmentTask) -> None:
-        result = _with_retries(lambda: self.ledger.mark_done(segment.job, segment.indexes), BrokerError)
-        log.debug("segment marked done in the ledger", extra={"job": segment.job, "segment": segment.indexes[0]})
-        if not result.known:
-            log.warning("job %s is not in the ledger; its segment is stored and a resume will find it", segment.job)
-        if result.completed:
-            log.info("job complete, enqueueing assembly", extra={"job": segment.job})
-            self.app.send_task(ASSEMBLE_TASK, kwargs={"job": segment.job}, queue=CONTROL_QUEUE)
+    def _complete(self, stored: list[tuple[SegmentTask, str]]) -> None:
+        """Mark what is stored done: one ledger call per job (a unit is one job), then report and log it."""
+        if not stored:
+            return
+        by_job: dict[str, list[int]] = {}
+        for segment, _ in stored:
+            by_job.setdefault(segment.job, []).extend(segment.indexes)
+        with COSTS.part("ledger"):
+            results = {
+                job: _with_retries(functools.partial(self.ledger.mark_done, job, indexes), BrokerError)
+                for job, indexes in by_job.items()
+            }
+        COSTS.count(len(stored))
+        debug = log.isEnabledFor(logging.DEBUG)
+        for segment, status in stored:
+            self.report(SegmentRecord(segment.bucket, status))
+            fields = {"job": segment.job, "segment": segment.indexes[0]}
+            if debug:
+                log.debug("segment marked done in the ledger", extra=fields)
+            log.info("segment stored", extra={**fields, "key": segment.key, "status": status})
+        for job, result in results.items():
+            if not result.known:
+                log.warning("job %s is not in the ledger; its segment is stored and a resume will find it", job)
+            if result.completed:
+                log.info("job complete, enqueueing assembly", extra={"job": job})
+                self.app.send_task(ASSEMBLE_TASK, kwargs={"job": job}, queue=CONTROL_QUEUE)
 
     def _give_up(self, segment: SegmentTask, message: str, attempts: int, *, reason: str) -> None:
         log.error(

@@ -33,8 +33,10 @@ from shared.settings import Settings
 from shared.storage import Storage
 from shared.voices import VoiceFiles, VoiceRegistry
 from workers.batcher import Batcher, BatchPolicy
+from workers.costs import start_cost_reports
 from workers.devices.base import DeviceBackend
 from workers.health import HealthServer, HealthState
+from workers.offload import Offload, StorageSpec
 from workers.presence import JobStates, Presence
 from workers.records import ProcessRecord, ReadyRecord, WarmupSummary
 from workers.runner import BatchRunner
@@ -167,10 +169,18 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
         health.alive = False
         os.kill(os.getpid(), signal.SIGTERM)
 
+    offload = None
+    if settings.upload_processes:
+        where = StorageSpec(settings.effective_storage_url, settings.s3_endpoint_url, settings.s3_region)
+        offload = Offload(where, settings.upload_processes)
+        offload.warm()
     runner = BatchRunner(
         engine,
         batcher,
         storage,
+        # Each upload thread waits on one pool process: twice as many keep every process busy.
+        upload_threads=max(2, 2 * settings.upload_processes),
+        offload=offload,
         time_limit_s=settings.batch_time_limit_s,
         observer=telemetry,
         on_fatal=on_fatal,
@@ -182,6 +192,8 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
         WorkerRuntime(settings, app, storage, ledger, batcher, runner, identity, telemetry, hostname, states)
     )
     runner.start()
+    if settings.cost_report_dir is not None:
+        start_cost_reports(settings.cost_report_dir, hostname.replace("@", "_").replace("/", "_"))
     sampler = threading.Thread(
         target=_sample_memory, args=(device.backend, telemetry, health), daemon=True, name="voxfarm-memory"
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,6 +57,10 @@ class Storage(ABC):
 
     @abstractmethod
     def exists(self, path: str) -> bool: ...
+
+    def exists_many(self, paths: Sequence[str]) -> list[bool]:
+        """``exists`` for each path, in order: a worker checks a whole work unit in one call."""
+        return [self.exists(path) for path in paths]
 
     @abstractmethod
     def list(self, prefix: str) -> Iterator[str]:

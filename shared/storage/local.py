@@ -23,8 +23,11 @@ class LocalStorage(Storage):
     def put_bytes(self, path: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         target = self._resolve(path)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+            try:
+                fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+            except FileNotFoundError:  # the folder's first file: a mkdir per write would contend with the renames
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -16,6 +17,8 @@ from shared.errors import NotFoundError, StorageError
 from shared.storage.base import Storage, check_path
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+HEAD_THREADS = 8
+"""HEADs in flight at once for ``exists_many``."""
 
 
 _SESSION_LOCK = threading.Lock()
@@ -56,6 +59,8 @@ class S3Storage(Storage):
         if self.prefix:
             check_path(self.prefix)
         self.endpoint_url = endpoint_url
+        # Starts no thread until a work unit's checks first use it.
+        self._heads = ThreadPoolExecutor(max_workers=HEAD_THREADS, thread_name_prefix="voxfarm-s3-head")
         self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self._client = client or _client(
             endpoint_url=endpoint_url,
@@ -112,6 +117,12 @@ class S3Storage(Storage):
         except NotFoundError:
             return False
         return True
+
+    def exists_many(self, paths: Sequence[str]) -> list[bool]:
+        """One HEAD per path, several at a time: a work unit's checks cost one round trip, not one per segment."""
+        if len(paths) <= 1:
+            return [self.exists(path) for path in paths]
+        return list(self._heads.map(self.exists, paths))
 
     def size(self, path: str) -> int:
         return int(self._head(path)["ContentLength"])

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
 
 from tests.conftest import CONTRACTS
+from tests.support.bench import run_bench
 from tests.support.books import write_book
 
 SMALL = """---
@@ -32,35 +31,11 @@ Before dawn the market filled with voices and the smell of bread.
 
 def test_bench_reports_padding_sweep_and_end_to_end_figures(tmp_path: Path) -> None:
     book = write_book(tmp_path, SMALL, "bench.md")
-    out = tmp_path / "bench.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "producer.cli",
-            "bench",
-            "--book",
-            str(book),
-            "--sweep-edges",
-            "32,64",
-            "--sweep-sizes",
-            "1,2",
-            "--repeats",
-            "1",
-            "--min-seconds",
-            "0.2",
-            "--padding-batch",
-            "4",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    result, report = run_bench(
+        tmp_path / "bench.json",
+        *("--book", str(book), "--sweep-edges", "32,64", "--sweep-sizes", "1,2", "--repeats", "1"),
+        *("--min-seconds", "0.2", "--padding-batch", "4"),
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(out.read_text())
     jsonschema.validate(report, json.loads((CONTRACTS / "bench.schema.json").read_text()))
 
     padding = report["padding_efficiency"]

@@ -18,6 +18,7 @@ import redis
 from shared.buckets import queue_name
 from shared.dead_letters import list_dead_letters
 from tests.support.books import write_book
+from tests.support.logs import JSON_LOGS, stored_keys
 from tests.support.processes import FarmProcesses, wait_for_state
 from tests.support.raw_messages import celery_body, envelope, pickle_body, push
 
@@ -128,3 +129,27 @@ def test_a_poison_segment_is_retried_then_dead_lettered_and_reported_in_status(
     assert "0" in report["failures"] and report["failures"]["0"]["attempts"] == 2
     letters = list_dead_letters(broker)
     assert letters and letters[0]["segment"]["job"] == "poison-job"
+
+
+def test_a_work_unit_stores_its_good_segments_once_and_gives_up_only_its_bad_ones(
+    farm: FarmProcesses, farm_env: dict[str, str], broker: redis.Redis
+) -> None:
+    worker = farm.worker("cpu:0", extra_env={**JSON_LOGS, "VOXFARM_MAX_RETRIES": "1", "VOXFARM_RETRY_BACKOFF_S": "0.2"})
+    from shared.ledger import Ledger
+
+    Ledger(broker).create_job("unit-job", total=2, reused=[], meta={"title": "Unit"})
+    good = valid_segment(job="unit-job", indexes=[0], key="cd" * 32)
+    poison = valid_segment(job="unit-job", indexes=[1], key="ef" * 32, ids=[1, 0, 60000, 0, 2])
+    unit = [good, poison, {"job": "not a segment"}]
+    push(broker, QUEUE, envelope(celery_body({"unit": unit}), queue=QUEUE))
+
+    assert wait_for_state(farm_env["VOXFARM_REDIS_URL"], "unit-job", {"failed"}, 60) == "failed"
+    report = json.loads(farm.cli("status", "unit-job", "--json").stdout)
+    assert report["segments_done"] == 1 and report["segments_failed"] == 1
+    assert report["failures"]["1"]["attempts"] == 2, "the unit was retried once, then its poison given up"
+    # The retry found the good segment stored: rendered once, then acknowledged as already there.
+    assert stored_keys([worker.log()]) == [good["key"]]
+    assert stored_keys([worker.log()], status="exists") == [good["key"]]
+    letters = list_dead_letters(broker)
+    assert any(letter["segment"] == {"job": "not a segment"} for letter in letters)
+    assert [letter["segment"].get("key") for letter in letters].count(poison["key"]) == 1

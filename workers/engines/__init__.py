@@ -24,6 +24,7 @@ ENGINES: dict[str, tuple[str, str]] = {
     "piper-onnx": ("workers.engines.piper_onnx", "PiperOnnxEngine"),
     "piper-torch": ("workers.engines.piper_torch", "PiperTorchEngine"),
     "qwen3-tts": ("workers.engines.qwen3.engine", "Qwen3TTSEngine"),
+    "bench-standin": ("workers.engines.standin", "BenchStandInEngine"),
 }
 
 #: The engine a worker uses when none is configured, per device family. On
@@ -80,7 +81,7 @@ def create_engine(
             raise ConfigError("qwen3-tts runs eagerly (Hugging Face generate); it has no compiled graphs")
         qwen: Engine = engine_class(voice, backend, threads=threads, precision=precision, prompts=prompts)
         return qwen
-    if name == "piper-onnx":
+    if name in ("piper-onnx", "bench-standin"):
         if precision != "fp32" or compile:
             raise ConfigError("piper-onnx runs the voice as exported (fp32, no compile); use piper-torch for those")
         engine: Engine = engine_class(voice, backend, threads=threads)
