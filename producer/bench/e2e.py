@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,31 +92,31 @@ def farm_run(book: Path, chapter: int, workers: int, env: dict[str, str]) -> Far
     process and are timed, as the piper CLI's phonemisation is. Each run
     gets fresh storage, so nothing is reused from an earlier run.
     """
-    store = temporary_dir()
-    run_env = {**env, "VOXFARM_STORAGE_URL": store.as_uri()}
-    with local_farm(workers=workers, extra_env=run_env) as (redis_url, farm):
-        farm.after_exit = _abandon_run
-        settings = load_settings(redis_url=redis_url, storage_url=store.as_uri())
-        storage = open_storage(store.as_uri())
-        ledger = Ledger.from_url(redis_url)
-        app = create_app(settings)
-        voice = bundled_voice()
-        started = time.perf_counter()
-        plan = plan_book(
-            load_book(book, chapters=str(chapter + 1)),
-            PlanOptions("piper-onnx", voice, default_params(voice), BucketPolicy.from_edges(settings.bucket_edges)),
-        )
-        submit_plan(plan, storage=storage, ledger=ledger, app=app, replace=True)
-        rendered = None
-        while (state := ledger.status(plan.job).state) not in ("done", "failed"):
-            if rendered is None and state == "assembling":
-                rendered = time.perf_counter() - started
-            farm.check_alive()
-            time.sleep(0.01)
-        assembled = time.perf_counter() - started
-    if state != "done":
-        raise RuntimeError(f"the benchmark job ended {state}")
-    speech = sum(len(decode_audio(storage.get_bytes(segment_path(plan.voice, s.key)))[0]) for s in plan.segments)
+    with temporary_dir() as store:
+        run_env = {**env, "VOXFARM_STORAGE_URL": store.as_uri()}
+        with local_farm(workers=workers, extra_env=run_env) as (redis_url, farm):
+            farm.after_exit = _abandon_run
+            settings = load_settings(redis_url=redis_url, storage_url=store.as_uri())
+            storage = open_storage(store.as_uri())
+            ledger = Ledger.from_url(redis_url)
+            app = create_app(settings)
+            voice = bundled_voice()
+            started = time.perf_counter()
+            plan = plan_book(
+                load_book(book, chapters=str(chapter + 1)),
+                PlanOptions("piper-onnx", voice, default_params(voice), BucketPolicy.from_edges(settings.bucket_edges)),
+            )
+            submit_plan(plan, storage=storage, ledger=ledger, app=app, replace=True)
+            rendered = None
+            while (state := ledger.status(plan.job).state) not in ("done", "failed"):
+                if rendered is None and state == "assembling":
+                    rendered = time.perf_counter() - started
+                farm.check_alive()
+                time.sleep(0.01)
+            assembled = time.perf_counter() - started
+        if state != "done":
+            raise RuntimeError(f"the benchmark job ended {state}")
+        speech = sum(len(decode_audio(storage.get_bytes(segment_path(plan.voice, s.key)))[0]) for s in plan.segments)
     return FarmRun(rendered or assembled, assembled, speech / plan.sample_rate)
 
 
@@ -147,5 +150,11 @@ class E2E:
         }
 
 
-def temporary_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="voxfarm-bench-"))
+@contextmanager
+def temporary_dir() -> Iterator[Path]:
+    """A work folder for one benchmark, removed afterwards: a run stores hundreds of megabytes of segments."""
+    work = Path(tempfile.mkdtemp(prefix="voxfarm-bench-"))
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

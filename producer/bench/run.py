@@ -112,19 +112,19 @@ def end_to_end(
 ) -> dict[str, Any]:
     """The chapter through the piper CLI, one engine thread and the local farm, ``repeats`` times interleaved."""
     plan = plan_book(load_book(options.book), PlanOptions("piper-onnx", voice, params, policy))
-    work = temporary_dir()
-    text_file = work / "chapter.txt"
-    text_file.write_text(chapter_text(plan, options.chapter), encoding="utf-8")
-    cores = options.workers or worker_count()
-    result = E2E([], [], [], cores)
-    # Chapter files only: the piper CLI writes one WAV and no audiobook.
-    env = {"VOXFARM_BATCH_TUNING": "auto", "VOXFARM_BOOK_FORMAT": "none", "XDG_CACHE_HOME": str(work / "cache")}
-    for _ in range(options.repeats):
-        wall, audio = piper_cli_run(voice, text_file, work / "piper.wav")
-        result.piper.append(audio / wall)
-        wall, audio = single_thread_rate(voice, plan, options.chapter)
-        result.single.append(audio / wall)
-        run = farm_run(options.book, options.chapter, cores, env)
-        result.voxfarm.append(run.speech_s / run.rendered_s)
-        result.assembled.append(run.speech_s / run.assembled_s)
+    with temporary_dir() as work:
+        text_file = work / "chapter.txt"
+        text_file.write_text(chapter_text(plan, options.chapter), encoding="utf-8")
+        cores = options.workers or worker_count()
+        result = E2E([], [], [], cores)
+        # Chapter files only: the piper CLI writes one WAV and no audiobook.
+        env = {"VOXFARM_BATCH_TUNING": "auto", "VOXFARM_BOOK_FORMAT": "none", "XDG_CACHE_HOME": str(work / "cache")}
+        for _ in range(options.repeats):
+            wall, audio = piper_cli_run(voice, text_file, work / "piper.wav")
+            result.piper.append(audio / wall)
+            wall, audio = single_thread_rate(voice, plan, options.chapter)
+            result.single.append(audio / wall)
+            run = farm_run(options.book, options.chapter, cores, env)
+            result.voxfarm.append(run.speech_s / run.rendered_s)
+            result.assembled.append(run.speech_s / run.assembled_s)
     return {**result.as_dict(), "chapter": plan.chapters[options.chapter].title, "repeats": options.repeats}

@@ -75,26 +75,26 @@ def run_standin_bench(options: StandInOptions) -> dict[str, Any]:
             STANDIN_ENGINE, voice, default_params(voice), BucketPolicy.from_edges(settings.bucket_edges), bench=True
         ),
     )
-    work = temporary_dir()
-    store, costs = work / "storage", work / "costs"
-    env = {
-        "VOXFARM_STORAGE_URL": store.as_uri(),
-        "VOXFARM_COST_REPORT_DIR": str(costs),
-        "VOXFARM_BATCH_TUNING": "off",  # the stand-in batches for free: let the batcher fill calls
-        "VOXFARM_BOOK_FORMAT": "none",
-        "XDG_CACHE_HOME": str(work / "cache"),
-        "VOXFARM_DISPATCH_UNIT_SEGMENTS": str(options.unit_segments),
-        "VOXFARM_UPLOAD_PROCESSES": str(options.upload_processes),
-    }
-    workers = options.workers or worker_count()
-    with local_farm(workers=workers, engine=STANDIN_ENGINE, extra_env=env) as (redis_url, farm):
-        farm.after_exit = _abandon_run
-        run = _timed_run(
-            plan, farm, redis_url=redis_url, store=store, costs=costs, workers=workers, timeout_s=options.timeout_s
-        )
-    storage = open_storage(store.as_uri())
-    keys = {segment.key for segment in plan.segments}
-    stored = sum(1 for key in keys if storage.exists(segment_path(plan.voice, key)))
+    with temporary_dir() as work:
+        store, costs = work / "storage", work / "costs"
+        env = {
+            "VOXFARM_STORAGE_URL": store.as_uri(),
+            "VOXFARM_COST_REPORT_DIR": str(costs),
+            "VOXFARM_BATCH_TUNING": "off",  # the stand-in batches for free: let the batcher fill calls
+            "VOXFARM_BOOK_FORMAT": "none",
+            "XDG_CACHE_HOME": str(work / "cache"),
+            "VOXFARM_DISPATCH_UNIT_SEGMENTS": str(options.unit_segments),
+            "VOXFARM_UPLOAD_PROCESSES": str(options.upload_processes),
+        }
+        workers = options.workers or worker_count()
+        with local_farm(workers=workers, engine=STANDIN_ENGINE, extra_env=env) as (redis_url, farm):
+            farm.after_exit = _abandon_run
+            run = _timed_run(
+                plan, farm, redis_url=redis_url, store=store, costs=costs, workers=workers, timeout_s=options.timeout_s
+            )
+        storage = open_storage(store.as_uri())
+        keys = {segment.key for segment in plan.segments}
+        stored = sum(1 for key in keys if storage.exists(segment_path(plan.voice, key)))
     return {
         "book": options.book.name,
         "chapters": len(plan.chapters),

@@ -82,6 +82,10 @@ def start_redis() -> RedisService:
     return RedisService(local.url, redis.Redis.from_url(local.url), local)
 
 
+MAX_VOLUMES = 1000
+"""Volumes the test server may create (one bucket needs one)."""
+
+
 @dataclass
 class SeaweedS3:
     """A SeaweedFS server with S3 on a free loopback port; stopped by the PID we started."""
@@ -109,6 +113,10 @@ class SeaweedS3:
             f"-ip.bind={self.ip}",
             "-master.telemetry=false",
             "-webdav=false",
+            # Every bucket is a collection with at least one volume of its own, and `mini` otherwise allows only
+            # free disk / 1 GiB volumes: on a fuller disk the suite's buckets ran out of them. Volumes grow as
+            # written, so a fixed count costs no space.
+            f"-volume.max={MAX_VOLUMES}",
             f"-master.port={self.ports['master']}",
             f"-volume.port={self.ports['volume']}",
             f"-filer.port={self.ports['filer']}",
