@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 
 from producer.cast import Cast, CastVoice
 from producer.cast_qwen import QwenCastVoice
+from producer.segments import SegmentVoice, keyed_segment
 from shared.buckets import BucketPolicy
 from shared.engines import EngineSpec, engine_spec
 from shared.frontend import Frontend, create_frontend
 from shared.frontend.dialogue import Span, mark_dialogue
 from shared.frontend.lexicon import Lexicon
-from shared.keys import content_key
 from shared.presets import passage_language, unspoken_note
 from shared.schema import PlanVoice, SegmentPlan, VoiceConditioning
 
@@ -106,27 +106,16 @@ class CastPlanner:
             if voicing != voice.conditioning:
                 self.voicing[voice.name] = voicing
                 document = voice.resolved.key_document(voicing)
+        reader = SegmentVoice(spec, voice.model, voice.checksum, voice.params, voice.sample_rate, document)
         segments = []
         for offset, piece in enumerate(pieces):
             last = offset == len(pieces) - 1
-            key = content_key(
-                engine=spec.name,
-                engine_version=spec.version,
-                voice=voice.model,
-                voice_checksum=voice.checksum,
-                text=piece.text,
-                ids=piece.ids,
-                params=voice.params,
-                sample_rate=voice.sample_rate,
-                conditioning=document,
-            )
             segments.append(
-                SegmentPlan(
-                    index=first_index + offset,
-                    text=piece.text,
-                    ids=list(piece.ids),
-                    key=key,
-                    bucket=self.policy.edge_for(len(piece.ids)),
+                keyed_segment(
+                    piece,
+                    first_index + offset,
+                    reader,
+                    self.policy,
                     paragraph_end=last and following is None,
                     voice=voice.name,
                     kind=span.kind,

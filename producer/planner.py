@@ -19,17 +19,18 @@ from producer.cast_plan import CastPlanner
 from producer.ingest import Book
 from producer.ingest.model import Chapter
 from producer.languages import LanguageCheck
+from producer.segments import SegmentVoice, keyed_segment
 from shared.buckets import BucketPolicy, model_name
 from shared.engines import engine_spec
 from shared.errors import BadInputError, EmptyInputError
 from shared.frontend import Frontend, create_frontend
 from shared.frontend.dialogue import strip_voice_marks, voice_mark
 from shared.frontend.lexicon import Lexicon
-from shared.keys import content_key, job_dir
+from shared.keys import job_dir
 from shared.names import check_job_id, slugify
 from shared.presets import model_params
 from shared.qwen.voices import ResolvedVoice
-from shared.schema import AssemblyOptions, ChapterPlan, JobPlan, SegmentPlan, SynthesisParams
+from shared.schema import AssemblyOptions, ChapterPlan, JobPlan, SynthesisParams
 from shared.voices import VoiceFiles
 
 
@@ -102,25 +103,9 @@ def plan_book(book: Book, options: PlanOptions, frontend: Frontend | None = None
                 paragraphs.insert(0, chapter.title)
             conditioning = qwen.conditioning(chapter.instruct) if qwen else None
             document = qwen.key_document(conditioning) if qwen and conditioning else None
+            reader = SegmentVoice(spec, voice.id, checksum, options.params, voice.sample_rate, document)
             segments = [
-                SegmentPlan(
-                    index=at,
-                    text=piece.text,
-                    ids=list(piece.ids),
-                    key=content_key(
-                        engine=spec.name,
-                        engine_version=spec.version,
-                        voice=voice.id,
-                        voice_checksum=checksum,
-                        text=piece.text,
-                        ids=piece.ids,
-                        params=options.params,
-                        sample_rate=voice.sample_rate,
-                        conditioning=document,
-                    ),
-                    bucket=options.policy.edge_for(len(piece.ids)),
-                    paragraph_end=piece.paragraph_end,
-                )
+                keyed_segment(piece, at, reader, options.policy, paragraph_end=piece.paragraph_end)
                 for at, piece in enumerate(languages.segment_chapter(frontend, paragraphs), start=index)
             ]
         index += len(segments)
