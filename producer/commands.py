@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from producer.cast_command import load_cast, with_overrides
 from producer.console import print_json
@@ -453,10 +453,7 @@ def bench(args: argparse.Namespace, settings: Settings) -> int:
         min_seconds=args.min_seconds,
     )
     report = run_bench(options)
-    print(format_table(report))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
-    return 0
+    return _report(format_table(report), report, args.json)
 
 
 def _bench_admission(args: argparse.Namespace) -> int:
@@ -465,10 +462,7 @@ def _bench_admission(args: argparse.Namespace) -> int:
     if args.segments < 1 or (args.window is not None and args.window < 1):
         raise BadInputError("--segments and --window take a positive number")
     report = run_admission(AdmissionOptions(segments=args.segments, window=args.window))
-    print(format_admission(report))
-    if args.json:
-        args.json.write_text(json.dumps({"admission": report}, indent=2))
-    return 0
+    return _report(format_admission(report), {"admission": report}, args.json)
 
 
 def _bench_standin(args: argparse.Namespace) -> int:
@@ -481,9 +475,14 @@ def _bench_standin(args: argparse.Namespace) -> int:
         upload_processes=args.upload_processes,
     )
     report = run_standin_bench(options)
-    print(format_standin(report))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+    return _report(format_standin(report), report, args.json)
+
+
+def _report(table: str, figures: dict[str, Any], json_file: Path | None) -> int:
+    """A benchmark's figures: the table on stdout and, when asked, the same figures as JSON."""
+    print(table)
+    if json_file:
+        json_file.write_text(json.dumps(figures, indent=2))
     return 0
 
 
