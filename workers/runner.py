@@ -179,8 +179,9 @@ class BatchRunner:
                     }
                 },
             )
-        for item, audio in zip(batch.items, output.audio, strict=True):
-            if debug:
+        takes = list(zip(batch.items, output.audio, strict=True))
+        if debug:
+            for item, _audio in takes:
                 log.debug(
                     "segment synthesised",
                     extra={
@@ -190,7 +191,7 @@ class BatchRunner:
                         "bucket": batch.edge,
                     },
                 )
-            self._uploads.submit(item, audio, sample_rate)
+        self._uploads.submit(takes, sample_rate)
 
     def _synthesize(self, items: Sequence[Pending[SegmentTask]], edge: int) -> tuple[EngineOutput, float]:
         requests = [

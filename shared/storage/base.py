@@ -51,6 +51,15 @@ class Storage(ABC):
     def put_bytes(self, path: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         """Store ``data`` atomically: readers see the old object or the whole new one."""
 
+    def put_many(self, items: Sequence[tuple[str, bytes]], content_type: str = "application/octet-stream") -> None:
+        """``put_bytes`` for each (path, data): each object atomic, all of them durable when this returns.
+
+        A worker stores a batch's segments in one call, so a backend can make
+        the batch durable once rather than once per object.
+        """
+        for path, data in items:
+            self.put_bytes(path, data, content_type)
+
     @abstractmethod
     def get_bytes(self, path: str) -> bytes:
         """Read an object; raises NotFoundError when it does not exist."""

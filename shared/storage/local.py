@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from shared.errors import NotFoundError, StorageError
 from shared.storage.base import Storage, check_path
+
+
+def _find_syncfs() -> Callable[[int], int] | None:
+    """Linux's syncfs(2), which Python's os module lacks; None elsewhere."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs: Callable[[int], int] = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    return syncfs
+
+
+_SYNCFS = _find_syncfs()
 
 
 class LocalStorage(Storage):
@@ -23,22 +37,71 @@ class LocalStorage(Storage):
     def put_bytes(self, path: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         target = self._resolve(path)
         try:
+            tmp = self._write_temporary(target, data)
             try:
-                fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
-            except FileNotFoundError:  # the folder's first file: a mkdir per write would contend with the renames
-                target.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
                 os.replace(tmp, target)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
         except OSError as exc:
             raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
+
+    def put_many(self, items: Sequence[tuple[str, bytes]], content_type: str = "application/octet-stream") -> None:
+        """Write every file, flush the filesystem once (syncfs), then rename each into place.
+
+        The same promise as ``put_bytes`` (a file is on disk before its name
+        appears) for a tenth of the kernel's work on a batch of segments: one
+        journal commit instead of one per fsync. Without syncfs (not Linux),
+        each file is written on its own.
+        """
+        if _SYNCFS is None or len(items) <= 1:
+            super().put_many(items, content_type)
+            return
+        written: list[tuple[str, Path]] = []
+        renamed = 0
+        target = self.root
+        try:
+            try:
+                for path, data in items:
+                    target = self._resolve(path)
+                    written.append((self._write_temporary(target, data, sync=False), target))
+                self._syncfs()
+                for tmp, target in written:
+                    os.replace(tmp, target)
+                    renamed += 1
+            finally:
+                for tmp, _target in written[renamed:]:
+                    Path(tmp).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from exc
+
+    def _write_temporary(self, target: Path, data: bytes, *, sync: bool = True) -> str:
+        """``data`` in a new file beside ``target``, fsynced unless the caller flushes the filesystem itself."""
+        try:
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+        except FileNotFoundError:  # the folder's first file: a mkdir per write would contend with the renames
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                if sync:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return tmp
+
+    def _syncfs(self) -> None:
+        assert _SYNCFS is not None
+        fd = os.open(self.root, os.O_RDONLY)
+        try:
+            if _SYNCFS(fd) != 0:
+                error = ctypes.get_errno()
+                raise OSError(error, os.strerror(error))
+        finally:
+            os.close(fd)
 
     def put_file(self, path: str, source: Path, content_type: str = "application/octet-stream") -> None:
         target = self._resolve(path)

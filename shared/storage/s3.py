@@ -17,7 +17,7 @@ from shared.errors import NotFoundError, StorageError
 from shared.storage.base import Storage, check_path
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
-HEAD_THREADS = 8
+REQUEST_THREADS = 8
 """HEADs in flight at once for ``exists_many``."""
 
 
@@ -59,8 +59,8 @@ class S3Storage(Storage):
         if self.prefix:
             check_path(self.prefix)
         self.endpoint_url = endpoint_url
-        # Starts no thread until a work unit's checks first use it.
-        self._heads = ThreadPoolExecutor(max_workers=HEAD_THREADS, thread_name_prefix="voxfarm-s3-head")
+        # Starts no thread until a work unit's checks or a batch's writes first use it.
+        self._requests = ThreadPoolExecutor(max_workers=REQUEST_THREADS, thread_name_prefix="voxfarm-s3")
         self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self._client = client or _client(
             endpoint_url=endpoint_url,
@@ -122,7 +122,18 @@ class S3Storage(Storage):
         """One HEAD per path, several at a time: a work unit's checks cost one round trip, not one per segment."""
         if len(paths) <= 1:
             return [self.exists(path) for path in paths]
-        return list(self._heads.map(self.exists, paths))
+        return list(self._requests.map(self.exists, paths))
+
+    def put_many(self, items: Sequence[tuple[str, bytes]], content_type: str = "application/octet-stream") -> None:
+        """One PUT per object, several at a time; the first failure is raised once every PUT has ended."""
+        if len(items) <= 1:
+            super().put_many(items, content_type)
+            return
+        futures = [self._requests.submit(self.put_bytes, path, data, content_type) for path, data in items]
+        errors = [future.exception() for future in futures]
+        for error in errors:
+            if error is not None:
+                raise error
 
     def size(self, path: str) -> int:
         return int(self._head(path)["ContentLength"])

@@ -66,6 +66,24 @@ def test_size_and_byte_ranges_read_only_what_is_asked(storage: Storage) -> None:
         list(storage.read_range("jobs/j1/missing.flac", 0, 9))
 
 
+def test_a_batch_is_stored_whole_and_checked_in_one_call(storage: Storage) -> None:
+    items = [(f"segments/v/{i % 3:02x}/seg{i}.flac", f"audio {i}".encode() * (i + 1)) for i in range(20)]
+    storage.put_bytes(items[0][0], b"an older take")
+
+    storage.put_many(items, "audio/flac")
+
+    assert [storage.get_bytes(path) for path, _ in items] == [data for _, data in items]
+    assert storage.exists_many([path for path, _ in items] + ["segments/v/00/missing.flac"]) == [True] * 20 + [False]
+    assert sorted(storage.list("segments")) == sorted(path for path, _ in items)  # no temporary file is left
+
+
+def test_a_batch_with_an_unsafe_path_is_refused_and_leaves_nothing_half_written(storage: Storage) -> None:
+    items = [("segments/v/00/good.flac", b"good"), ("segments/../escape.flac", b"bad")]
+    with pytest.raises(BadInputError):
+        storage.put_many(items, "audio/flac")
+    assert list(storage.list("")) in ([], ["segments/v/00/good.flac"])  # S3 may have stored the good one
+
+
 def test_missing_object_is_not_found(storage: Storage) -> None:
     with pytest.raises(NotFoundError):
         storage.get_bytes("nothing/here")
