@@ -38,6 +38,7 @@ from workers.offload import Offload
 from workers.records import BatchRecord, FailureRecord, Observer, UploadRecord, ignore
 from workers.retakes import QualityGate, Retakes
 from workers.uploads import StoredSegment, Uploads
+from workers.watchdog import Watchdog
 
 # The runner's interface: what its observer receives and what each item's future resolves to.
 __all__ = [
@@ -81,6 +82,7 @@ class BatchRunner:
         self.quality = QualityGate(limits=engine.quality_limits)
         self.retakes = Retakes(self.quality, batcher, observer, accepting=self._accepting)
         self._uploads = Uploads(storage, self.retakes, observer, threads=upload_threads, offload=offload)
+        self._watchdog: Watchdog[list[Pending[SegmentTask]]] = Watchdog(time_limit_s, self._time_limit_hit)
 
     # --- lifecycle ---------------------------------------------------------
     def start(self) -> None:
@@ -200,15 +202,13 @@ class BatchRunner:
             )
             for item in items
         ]
-        timer = threading.Timer(self.time_limit_s, self._time_limit_hit, args=(list(items),))
-        timer.daemon = True
         started = time.perf_counter()
-        timer.start()
+        self._watchdog.arm(list(items))
         try:
             with COSTS.part("engine"):
                 output = self.engine.synthesize(requests, edge)
         finally:
-            timer.cancel()
+            self._watchdog.disarm()
         elapsed = time.perf_counter() - started
         if elapsed > self.time_limit_s:
             raise DeviceError(f"batch of {len(items)} took {elapsed:.1f}s, over the {self.time_limit_s:.0f}s limit")
