@@ -116,6 +116,9 @@ def _timed_run(
     ledger = Ledger.from_url(redis_url)
     app = create_app(settings)
     pids = _pids(farm)
+    # Whatever earlier runs left the filesystem to do (removing their hundreds of megabytes of segments) is
+    # done now, not inside this run's first flushes of the segments it stores.
+    os.sync()
     before_reports = _reports(costs, workers, after=time.time())
     before_procs = {name: _proc_cpu(pid) for name, pid in pids.items()}
     before_redis = _redis_cpu(ledger)
