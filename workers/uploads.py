@@ -82,13 +82,10 @@ class Uploads:
 
     def submit(self, takes: Sequence[tuple[Pending[SegmentTask], np.ndarray]], sample_rate: int) -> None:
         """Queue one batch's takes."""
-        if self.offload is not None:
-            for item, audio in takes:
-                self._pool.submit(self._offloaded, item, audio, sample_rate)
-            return
+        store = self._store if self.offload is None else self._offloaded
         shares = max(1, min(self._threads, len(takes) // MIN_TAKES_PER_THREAD))
         for share in range(shares):
-            self._pool.submit(self._store, takes[share::shares], sample_rate)
+            self._pool.submit(store, takes[share::shares], sample_rate)
 
     def shutdown(self) -> None:
         """Finish every upload in hand."""
@@ -103,9 +100,7 @@ class Uploads:
         started = time.perf_counter()
         try:
             with COSTS.part("storage"):
-                self.storage.put_many(
-                    [(segment_path(e.item.payload.voice, e.item.payload.key), e.data) for e in encoded], "audio/flac"
-                )
+                self.storage.put_many([(_path(e.item), e.data) for e in encoded], "audio/flac")
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the waiting tasks
             for e in encoded:
                 self._failed(e.item, exc, e.encode_s)
@@ -147,32 +142,47 @@ class Uploads:
             kept = None if take.report.passed else take.report
             item.future.set_result(StoredSegment(task.key, path, len(take.audio) / sample_rate, size, kept))
 
-    def _offloaded(self, item: Pending[SegmentTask], audio: np.ndarray, sample_rate: int) -> None:
-        """Check, encode and store the take in a pool process; a take failing the gate comes back to the retakes."""
+    def _offloaded(self, takes: Sequence[tuple[Pending[SegmentTask], np.ndarray]], sample_rate: int) -> None:
+        """Check, encode and store a share in a pool process; a take failing the gate comes back to the retakes."""
         assert self.offload is not None
-        task = item.payload
-        path = segment_path(task.voice, task.key)
         started = time.perf_counter()
         try:
-            take = Take(audio, sample_rate, len(task.ids), task.params.length_scale, path)
-            result = self.offload.store(take, self.retakes.gate.limits)
+            results = self.offload.store_many(
+                [
+                    Take(audio, sample_rate, len(item.payload.ids), item.payload.params.length_scale, _path(item))
+                    for item, audio in takes
+                ],
+                self.retakes.gate.limits,
+            )
+        except BaseException as exc:  # noqa: BLE001 - every failure must reach the waiting tasks
+            for item, _audio in takes:
+                self._failed(item, exc, time.perf_counter() - started)
+            return
+        for (item, audio), result in zip(takes, results, strict=True):
             for part, seconds in result.cpu_s.items():
                 COSTS.add(part, seconds)
             COSTS.add("offloaded", sum(result.cpu_s.values()))
             if result.bytes:
-                stored = _Encoded(item, audio, QualityReport(()), b"", result.encode_s)
+                stored = _Encoded(item, audio, result.report, b"", result.encode_s)
                 self._stored(stored, sample_rate, size=result.bytes, store_s=result.store_s)
-                return
-            kept = self.retakes.judge(item, audio, result.report)
+            else:
+                self._kept_after_failing(item, audio, sample_rate, result.report)
+
+    def _kept_after_failing(
+        self, item: Pending[SegmentTask], audio: np.ndarray, sample_rate: int, report: QualityReport
+    ) -> None:
+        """A take the pool found failing: another take, or the best one stored here with its findings."""
+        try:
+            kept = self.retakes.judge(item, audio, report)
             if kept is None:
                 return  # handed back to the runner thread for another take
             audio, report = kept
             with COSTS.part("encoding"):
                 data = _encoded(audio, sample_rate, report)
             with COSTS.part("storage"):
-                self.storage.put_bytes(path, data, "audio/flac")
+                self.storage.put_bytes(_path(item), data, "audio/flac")
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the waiting task
-            self._failed(item, exc, time.perf_counter() - started)
+            self._failed(item, exc, 0.0)
             return
         self._stored(_Encoded(item, audio, report, data, 0.0), sample_rate, size=len(data), store_s=0.0)
 
@@ -180,3 +190,7 @@ class Uploads:
 def _encoded(audio: np.ndarray, sample_rate: int, report: QualityReport) -> bytes:
     """FLAC of a take; one kept despite failing the gate carries its findings in the file."""
     return encode_flac(audio, sample_rate) if report.passed else encode_checked_flac(audio, sample_rate, report)
+
+
+def _path(item: Pending[SegmentTask]) -> str:
+    return segment_path(item.payload.voice, item.payload.key)

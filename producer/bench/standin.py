@@ -161,6 +161,7 @@ def _timed_run(
     # what local storage flushes count here and in no process's figure (and so does anything else running).
     farm_cpu["machine"] = after_machine - before_machine
     worker_ms = {part: round(seconds * per, 4) for part, seconds in parts.items()}
+    own = sum(v for k, v in procs.items() if k.startswith("worker-"))
     return {
         "wall_s": round(wall, 3),
         "submit_s": round(submitted - started, 3),
@@ -168,6 +169,8 @@ def _timed_run(
         "worker_segments": sum(r["segments"] for r in after_reports) - sum(r["segments"] for r in before_reports),
         "worker_cpu_ms_per_segment": worker_ms,
         "bookkeeping_ms_per_segment": round(sum(worker_ms[p] for p in BOOKKEEPING), 4),
+        # The worker processes alone, their upload processes left out: what one interpreter must keep up with.
+        "worker_process_ms_per_segment": round(own * per, 4),
         "farm_cpu_ms_per_segment": {name: round(seconds * per, 4) for name, seconds in farm_cpu.items()},
     }
 
@@ -252,6 +255,8 @@ def format_standin(report: dict[str, Any]) -> str:
     lines += [f"        {part:<16} {worker[part]:>8.3f}" for part in (*WORKER_PARTS, "total")]
     bookkeeping = report["bookkeeping_ms_per_segment"]
     lines.append(f"        {'bookkeeping':<16} {bookkeeping:>8.3f}  ({' + '.join(BOOKKEEPING)})")
+    own = report["worker_process_ms_per_segment"]
+    lines.append(f"        {'worker process':<16} {own:>8.3f}  (the worker processes alone, upload processes left out)")
     lines.append("    farm CPU ms per segment:")
     lines += [f"        {name:<16} {value:>8.3f}" for name, value in farm.items()]
     return "\n".join(lines)

@@ -36,9 +36,20 @@ def test_standin_bench_stores_every_segment_and_accounts_for_the_cpu_by_part(tmp
     assert sum(measured) <= worker["total"] + 0.01
     bookkeeping = ("message", "ledger", "storage", "acknowledgement", "other")
     assert abs(report["bookkeeping_ms_per_segment"] - sum(worker[p] for p in bookkeeping)) < 0.01
+    own = report["worker_process_ms_per_segment"]
+    assert 0 < own <= report["farm_cpu_ms_per_segment"]["workers"] + 0.01
+    if not processes:  # without upload processes the worker process does every part itself
+        assert abs(own - report["farm_cpu_ms_per_segment"]["workers"]) < 0.01
     farm = report["farm_cpu_ms_per_segment"]
     assert set(farm) == {"workers", "control", "redis", "submit_and_watch", "total", "machine"}
     assert abs(farm["total"] - sum(v for k, v in farm.items() if k not in {"total", "machine"})) < 0.01
     assert farm["workers"] > 0 and farm["redis"] > 0 and farm["machine"] > 0
-    for line in ("segments/s through the whole farm", *WORKER_PARTS, "bookkeeping", "redis", "machine"):
+    for line in (
+        "segments/s through the whole farm",
+        *WORKER_PARTS,
+        "bookkeeping",
+        "worker process",
+        "redis",
+        "machine",
+    ):
         assert line in result.stdout, result.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
+from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
 
 import numpy as np
@@ -68,3 +69,29 @@ def test_a_pool_process_that_dies_hands_the_take_on_and_a_new_pool_takes_the_nex
     result = offload.store(Take(samples, rate, 120, 1.0, "segments/v/ee/b.flac"), DEFAULT_LIMITS)
 
     assert result.report.passed and result.bytes > 0
+
+
+def test_a_share_travels_in_shared_memory_and_only_the_passing_takes_are_stored(tmp_path: Path) -> None:
+    samples, rate = _speech()
+    silence = np.zeros(22050, dtype=np.float32)
+    pool = Offload(StorageSpec(tmp_path.as_uri()), processes=1)
+    try:
+        share = [
+            Take(samples, rate, 120, 1.0, "segments/v/aa/first.flac"),
+            Take(silence, rate, 40, 1.0, "segments/v/aa/silent.flac"),
+            Take(samples[::-1].copy(), rate, 120, 1.0, "segments/v/aa/second.flac"),
+        ]
+        results = pool.store_many(share, DEFAULT_LIMITS)
+        again = pool.store_many(share[:1], DEFAULT_LIMITS)
+        blocks = [block.name for block in pool._blocks._all]
+    finally:
+        pool.shutdown()
+
+    storage = open_storage(tmp_path.as_uri())
+    assert [r.report.passed for r in results] == [True, False, True] and again[0].report.passed
+    assert storage.get_bytes("segments/v/aa/first.flac") == encode_flac(samples, rate)
+    assert storage.get_bytes("segments/v/aa/second.flac") == encode_flac(samples[::-1].copy(), rate)
+    assert not storage.exists("segments/v/aa/silent.flac") and results[1].bytes == 0
+    assert len(blocks) == 1, "the second share reused the first one's block"
+    with pytest.raises(FileNotFoundError):
+        SharedMemory(name=blocks[0])  # removed at shutdown
