@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from shared.metrics import (
     DEAD_LETTER_REASONS,
@@ -91,7 +92,16 @@ class MetricsObserver:
         self.identity = identity
         self.labels = identity.labels
         self._first_batch_seen = False
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._declare_series(edges)
+
+    def _child(self, metric: Any, **extra: str) -> Any:
+        """``metric.labels(worker labels, **extra)``, looked up once per label set: a segment updates several."""
+        key = (id(metric), tuple(extra.values()))
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(**self.labels, **extra)
+        return child
 
     def _declare_series(self, edges: Iterable[int]) -> None:
         """Create the label sets known in advance at zero.
@@ -121,23 +131,23 @@ class MetricsObserver:
         m.inflight.labels(**labels)
 
     def __call__(self, record: BatchRecord | UploadRecord | FailureRecord | ProcessRecord) -> None:
-        m, labels = self.metrics, self.labels
+        m = self.metrics
         if isinstance(record, BatchRecord):
             self._batch(record)
         elif isinstance(record, UploadRecord):
             self._upload(record)
         elif isinstance(record, FailureRecord):
-            m.failures.labels(**labels, kind=record.kind).inc()
+            self._child(m.failures, kind=record.kind).inc()
         elif isinstance(record, SegmentRecord):
-            m.segments.labels(**labels, bucket=str(record.bucket), status=record.status).inc()
+            self._child(m.segments, bucket=str(record.bucket), status=record.status).inc()
         elif isinstance(record, RetryRecord):
-            m.retries.labels(**labels, reason=record.reason).inc()
+            self._child(m.retries, reason=record.reason).inc()
         elif isinstance(record, DeadLetterRecord):
-            m.dead_letters.labels(**labels, reason=record.reason).inc()
+            self._child(m.dead_letters, reason=record.reason).inc()
         elif isinstance(record, InFlightRecord):
-            m.inflight.labels(**labels).inc(record.change)
+            self._child(m.inflight).inc(record.change)
         elif isinstance(record, ReadyRecord):
-            m.ready.labels(**labels).set(1 if record.ready else 0)
+            self._child(m.ready).set(1 if record.ready else 0)
         elif isinstance(record, WarmupSummary):
             self._warmup(record)
         else:
@@ -165,30 +175,30 @@ class MetricsObserver:
                 self.metrics.device_memory.labels(**self.labels, kind=kind).set(value)
 
     def _batch(self, record: BatchRecord) -> None:
-        m, labels = self.metrics, self.labels
-        bucket = {**labels, "bucket": str(record.edge)}
+        m, child, bucket = self.metrics, self._child, str(record.edge)
         if not self._first_batch_seen:  # only the runner thread reports batches
             self._first_batch_seen = True
-            m.first_batch_seconds.labels(**labels).set(record.compute_s)
-        m.batches.labels(**bucket, reason=record.reason).inc()
-        m.batch_size.labels(**bucket).observe(record.size)
+            child(m.first_batch_seconds).set(record.compute_s)
+        child(m.batches, bucket=bucket, reason=record.reason).inc()
+        child(m.batch_size, bucket=bucket).observe(record.size)
         if record.padded_tokens:
-            m.padding_efficiency.labels(**bucket).observe(record.useful_tokens / record.padded_tokens)
+            child(m.padding_efficiency, bucket=bucket).observe(record.useful_tokens / record.padded_tokens)
         if record.audio_s > 0:
-            m.real_time_factor.labels(**bucket).observe(record.compute_s / record.audio_s)
-        m.audio_seconds.labels(**labels).inc(record.audio_s)
-        m.characters.labels(**labels).inc(record.chars)
+            child(m.real_time_factor, bucket=bucket).observe(record.compute_s / record.audio_s)
+        child(m.audio_seconds).inc(record.audio_s)
+        child(m.characters).inc(record.chars)
+        queue_wait = child(m.queue_wait, bucket=bucket)
         for wait in record.queue_wait_s:
-            m.queue_wait.labels(**bucket).observe(wait)
+            queue_wait.observe(wait)
         for stage, seconds in record.stage_seconds.items():
-            m.stage_seconds.labels(**labels, stage=stage).observe(seconds)
+            child(m.stage_seconds, stage=stage).observe(seconds)
 
     def _upload(self, record: UploadRecord) -> None:
-        m, labels = self.metrics, self.labels
+        m, child = self.metrics, self._child
         if record.ok:
-            m.stage_seconds.labels(**labels, stage="encode").observe(record.encode_s)
-            m.stage_seconds.labels(**labels, stage="upload").observe(record.seconds)
-            m.storage_seconds.labels(**labels, operation="put").observe(record.seconds)
-            m.storage_bytes.labels(**labels).inc(record.bytes)
+            child(m.stage_seconds, stage="encode").observe(record.encode_s)
+            child(m.stage_seconds, stage="upload").observe(record.seconds)
+            child(m.storage_seconds, operation="put").observe(record.seconds)
+            child(m.storage_bytes).inc(record.bytes)
         else:
-            m.storage_errors.labels(**labels, operation="put").inc()
+            child(m.storage_errors, operation="put").inc()
