@@ -620,6 +620,41 @@ def test_tenants_and_two_control_replicas_come_from_values(chart: helm_python.Ch
     assert settings.tenants["studio"] == {"weight": 3.0, "quota": 200.0}
 
 
+def test_work_units_and_upload_processes_for_fast_cards_come_from_values(chart: helm_python.Chart) -> None:
+    release = render(
+        chart,
+        {
+            "scheduling": {"unitSegments": 32},
+            "pools": [{"name": "gpu", "family": "cuda", "uploadProcesses": 4}, {"name": "cpu", "family": "cpu"}],
+        },
+    )
+
+    assert release.configmap_env()["VOXFARM_DISPATCH_UNIT_SEGMENTS"] == "32"
+    assert env_of(_worker_container(release.pool_deployment("gpu")))["VOXFARM_UPLOAD_PROCESSES"]["value"] == "4"
+    assert env_of(_worker_container(release.pool_deployment("cpu")))["VOXFARM_UPLOAD_PROCESSES"]["value"] == "0"
+    assert render(chart, {}).configmap_env()["VOXFARM_DISPATCH_UNIT_SEGMENTS"] == "1"
+    from shared.settings import Settings
+
+    settings = Settings(dispatch_unit_segments=32, upload_processes=4)
+    assert (settings.dispatch_unit_segments, settings.upload_processes) == (32, 4)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"scheduling": {"unitSegments": 0}},
+        {"scheduling": {"unitSegments": 65}},
+        {"pools": [{"name": "gpu", "family": "cuda", "uploadProcesses": -1}]},
+    ],
+    ids=["no segments", "over the message limit", "negative processes"],
+)
+def test_work_units_and_upload_processes_out_of_range_are_refused(
+    chart: helm_python.Chart, values: dict[str, Any]
+) -> None:
+    with pytest.raises(helm_python.HelmValuesError):
+        render(chart, values)
+
+
 @pytest.mark.parametrize(
     ("tenants", "message"),
     [

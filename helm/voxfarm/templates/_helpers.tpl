@@ -505,6 +505,8 @@ Non-secret settings are plain values; secrets come from voxfarm.secretEnv (secre
   value: {{ $pool.batching.maxWaitMs | int | quote }}
 - name: VOXFARM_FRAME_SORT_BATCHES
   value: {{ $pool.batching.frameSortBatches | default 8 | int | quote }}
+- name: VOXFARM_UPLOAD_PROCESSES
+  value: {{ $pool.uploadProcesses | default 0 | int | quote }}
 - name: VOXFARM_METRICS_PORT
   value: {{ $pool.ports.metrics | int | quote }}
 - name: VOXFARM_CACHE_DIR
