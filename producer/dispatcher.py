@@ -244,23 +244,39 @@ class Dispatcher:
         return JobWork(share, gen, pending, flight, fresh=not sent)
 
     def _settle_outstanding(self) -> None:
-        """Forget what landed since it was dispatched; take back what a worker handed back (quota, pause)."""
-        jobs = [
-            (job, sorted({i for unit in work.flight.values() for i in unit.indexes}))
-            for job, work in self.jobs.items()
-            if work.flight
-        ]
-        if not jobs:
+        """Forget what landed since it was dispatched; take back what a worker handed back (quota, pause).
+
+        A unit's segments are marked done, sent and handed back together, so each cycle reads one probe per
+        unit in flight (its first segment): a unit whose probe is still sent and not done is still in flight
+        as a whole. Only units whose probe moved are read whole: a cycle costs one lookup per message in
+        flight, not one per segment.
+        """
+        flights = [(job, list(work.flight.values())) for job, work in self.jobs.items() if work.flight]
+        if not flights:
             return
         pipe = self.redis.pipeline(transaction=False)
-        for job, indexes in jobs:
+        for job, units in flights:
+            probes = [unit.first for unit in units]
+            pipe.smismember(job_key(job, "done"), probes)
+            pipe.hmget(job_key(job, "sent"), probes)
+        replies = pipe.execute()
+        moved: list[tuple[str, list[Unit]]] = []
+        for (job, units), flags, times in zip(flights, replies[::2], replies[1::2], strict=True):
+            changed = [unit for unit, flag, at in zip(units, flags, times, strict=True) if flag or at is None]
+            if changed:
+                moved.append((job, changed))
+        if not moved:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        wanted = [(job, units, sorted({i for unit in units for i in unit.indexes})) for job, units in moved]
+        for job, _units, indexes in wanted:
             pipe.smismember(job_key(job, "done"), indexes)
             pipe.hmget(job_key(job, "sent"), indexes)
         replies = pipe.execute()
-        for (job, indexes), flags, times in zip(jobs, replies[::2], replies[1::2], strict=True):
+        for (job, units, indexes), flags, times in zip(wanted, replies[::2], replies[1::2], strict=True):
             done = {i for i, flag in zip(indexes, flags, strict=True) if flag}
             sent = {i for i, at in zip(indexes, times, strict=True) if at is not None}
-            self.jobs[job].settle(done, sent)
+            self.jobs[job].settle(done, sent, [unit.first for unit in units])
 
     # --- capacity ------------------------------------------------------------
     def windows(self) -> dict[str, int]:

@@ -59,9 +59,15 @@ class JobWork:
         self.pending[unit.queue].popleft()
         self.flight[unit.first] = unit
 
-    def settle(self, done: set[int], sent: set[int]) -> None:
-        """Forget units that are done; put back units a worker handed back (paused job: its sent marks cleared)."""
-        for first, unit in list(self.flight.items()):
+    def settle(self, done: set[int], sent: set[int], firsts: Iterable[int] | None = None) -> None:
+        """Forget units that are done; put back units a worker handed back (paused job: its sent marks cleared).
+
+        ``firsts`` limits it to those units in flight (by first index); ``done`` and ``sent`` must cover their
+        indexes. Without it every unit in flight is judged.
+        """
+        judged = list(self.flight) if firsts is None else [f for f in firsts if f in self.flight]
+        for first in judged:
+            unit = self.flight[first]
             left = [i for i in unit.indexes if i not in done]
             if not left:
                 del self.flight[first]

@@ -61,3 +61,18 @@ def test_settle_forgets_what_landed_and_takes_back_what_a_worker_handed_back() -
     assert job.in_flight == 0
     again = job.next_unit({"q32": 1})
     assert again is not None and again.indexes == [2]
+
+
+def test_settle_judges_only_the_units_it_is_told_of() -> None:
+    job = work()
+    for _ in range(2):
+        unit = job.next_unit({"q32": 5})
+        assert unit is not None
+        job.take(unit)
+
+    job.settle(done={0}, sent=set(), firsts=[0])  # unit 2 was not read: neither done nor handed back
+    assert list(job.flight) == [2]
+    job.settle(done=set(), sent=set(), firsts=[0, 2])  # 0 is gone already; 2 was handed back
+    assert job.in_flight == 0
+    again = job.next_unit({"q32": 1})
+    assert again is not None and again.indexes == [2]
