@@ -47,12 +47,17 @@ def test_the_next_unit_is_the_earliest_in_book_order_among_queues_with_room() ->
     assert job.next_unit({}) is None
 
 
-def test_settle_forgets_what_landed_and_takes_back_what_a_worker_handed_back() -> None:
+def two_units_in_flight() -> JobWork:
     job = work()
     for _ in range(2):
         unit = job.next_unit({"q32": 5})
         assert unit is not None
         job.take(unit)
+    return job
+
+
+def test_settle_forgets_what_landed_and_takes_back_what_a_worker_handed_back() -> None:
+    job = two_units_in_flight()
     assert job.in_flight == 2
 
     job.settle(done={0}, sent={2})  # 0 landed; 2 still with a worker
@@ -64,11 +69,7 @@ def test_settle_forgets_what_landed_and_takes_back_what_a_worker_handed_back() -
 
 
 def test_settle_judges_only_the_units_it_is_told_of() -> None:
-    job = work()
-    for _ in range(2):
-        unit = job.next_unit({"q32": 5})
-        assert unit is not None
-        job.take(unit)
+    job = two_units_in_flight()
 
     job.settle(done={0}, sent=set(), firsts=[0])  # unit 2 was not read: neither done nor handed back
     assert list(job.flight) == [2]
