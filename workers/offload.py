@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.shared_memory import SharedMemory
 
 import numpy as np
@@ -111,30 +111,30 @@ def check_and_store(block_name: str, refs: Sequence[_TakeRef], limits: QualityLi
     """In a pool process: the quality gate for each take, then those that pass encoded and stored together."""
     assert _STORAGE is not None, "the pool process opened no storage"
     block = _attached(block_name)
-    results: list[TakeResult | None] = []
-    passed: list[tuple[int, QualityReport, str, bytes, float, dict[str, float]]] = []
-    for position, ref in enumerate(refs):
+    results: list[TakeResult] = []
+    passing: list[tuple[int, str, bytes]] = []  # (position in results, path, FLAC)
+    for ref in refs:
         samples = np.ndarray((ref.length,), dtype=np.float32, buffer=block.buf, offset=4 * ref.offset)
         started = time.thread_time()
         report = check_segment(
             samples, ref.sample_rate, tokens=ref.tokens, length_scale=ref.length_scale, limits=limits
         )
-        checked = time.thread_time()
+        checked, wall = time.thread_time(), time.perf_counter()
         if not report.passed:
             results.append(TakeResult(report, 0, cpu_s={"quality": checked - started}))
             continue
-        wall = time.perf_counter()
         data = encode_flac(samples, ref.sample_rate)
         cpu = {"quality": checked - started, "encoding": time.thread_time() - checked}
-        results.append(None)
-        passed.append((position, report, ref.path, data, time.perf_counter() - wall, cpu))
-    if passed:
+        passing.append((len(results), ref.path, data))
+        results.append(TakeResult(report, len(data), time.perf_counter() - wall, cpu_s=cpu))
+    if passing:
         started, wall = time.thread_time(), time.perf_counter()
-        _STORAGE.put_many([(path, data) for _, _, path, data, _, _ in passed], "audio/flac")
-        store_cpu, store_s = (time.thread_time() - started) / len(passed), (time.perf_counter() - wall) / len(passed)
-        for position, report, _path, data, encode_s, cpu in passed:
-            results[position] = TakeResult(report, len(data), encode_s, store_s, {**cpu, "storage": store_cpu})
-    return [result for result in results if result is not None]
+        _STORAGE.put_many([(path, data) for _, path, data in passing], "audio/flac")
+        store_cpu, store_s = (time.thread_time() - started) / len(passing), (time.perf_counter() - wall) / len(passing)
+        for position, _path, _data in passing:
+            result = results[position]
+            results[position] = replace(result, store_s=store_s, cpu_s={**result.cpu_s, "storage": store_cpu})
+    return results
 
 
 class _Blocks:

@@ -138,9 +138,8 @@ class Uploads:
             )
         self.observer(UploadRecord(store_s, size, take.encode_s, True))
         if not item.future.done():  # a time-limit failure may have answered it already
-            path = segment_path(task.voice, task.key)
             kept = None if take.report.passed else take.report
-            item.future.set_result(StoredSegment(task.key, path, len(take.audio) / sample_rate, size, kept))
+            item.future.set_result(StoredSegment(task.key, _path(item), len(take.audio) / sample_rate, size, kept))
 
     def _offloaded(self, takes: Sequence[tuple[Pending[SegmentTask], np.ndarray]], sample_rate: int) -> None:
         """Check, encode and store a share in a pool process; a take failing the gate comes back to the retakes."""

@@ -18,7 +18,7 @@ from shared.storage.base import Storage, check_path
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 REQUEST_THREADS = 8
-"""HEADs in flight at once for ``exists_many``."""
+"""Requests in flight at once for ``exists_many`` (HEADs) and ``put_many`` (PUTs)."""
 
 
 _SESSION_LOCK = threading.Lock()
