@@ -52,7 +52,6 @@ from shared.schema import (
     SegmentPlan,
     SegmentVoice,
 )
-from shared.settings import Settings
 from shared.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -74,27 +73,6 @@ class Pauses:
     sentence_ms: int = 250
     paragraph_ms: int = 600
     chapter_ms: int = 1500
-
-
-def assembly_options(settings: Settings, **overrides: Any) -> AssemblyOptions:
-    """The assembly options the settings ask for; ``overrides`` (None = keep) come from the command line."""
-    values: dict[str, Any] = {
-        "sentence_pause_ms": settings.sentence_pause_ms,
-        "paragraph_pause_ms": settings.paragraph_pause_ms,
-        "chapter_pause_ms": settings.chapter_pause_ms,
-        "chapter_lead_ms": settings.chapter_lead_ms,
-        "chapter_format": settings.chapter_format,
-        "book_format": settings.book_format,
-        "loudness_target_lufs": settings.loudness_target_lufs,
-        "true_peak_dbtp": settings.true_peak_dbtp,
-        "subtitles": settings.subtitles,
-        "bitrate_kbps": settings.audio_bitrate_kbps,
-    }
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return AssemblyOptions(**values)
-    except ValueError as exc:
-        raise BadInputError(f"invalid assembly options: {exc}") from exc
 
 
 def load_plan(storage: Storage, job: str) -> JobPlan:

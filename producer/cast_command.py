@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from producer.cast import Cast, CastVoice, read_cast_file, single_voice_cast
+from producer.cast import Cast, CastFile, CastVoice, read_cast_file, single_voice_cast
 from producer.cast_qwen import QwenCastVoice
 from producer.console import print_json
 from shared.errors import BadInputError, ConfigError, StorageError
@@ -35,22 +35,34 @@ def presets_for(settings: Settings, storage: Storage | None) -> PresetRegistry:
 
 def load_cast(args: argparse.Namespace, settings: Settings, storage: Storage | None) -> Cast | None:
     """The cast of ``--cast FILE``, or of a preset named by ``--voice``; None for a plain voice."""
+    path: Path | None = getattr(args, "cast", None)
+    file = cast_file_of(path, args.voice)
+    return cast_of(file, str(path), args.voice or settings.voice, args.engine, settings=settings, storage=storage)
+
+
+def cast_file_of(path: Path | None, voice: str | None) -> CastFile | None:
+    """The cast file ``--cast`` names, its narrator replaced by ``--voice`` when both are given."""
+    if path is None:
+        return None
+    file = read_cast_file(path)
+    return file.model_copy(update={"narrator": voice}) if voice else file
+
+
+def cast_of(
+    file: CastFile | None, where: str, voice: str, engine: str | None, *, settings: Settings, storage: Storage | None
+) -> Cast | None:
+    """A cast file's cast, else the cast of one preset named as the voice; None for a plain voice."""
     from producer.qwen_voices import find_qwen_voice
 
-    path: Path | None = getattr(args, "cast", None)
-    if path is not None:
+    if file is not None:
         presets = presets_for(settings, storage)
-        file = read_cast_file(path)
-        if args.voice:
-            file = file.model_copy(update={"narrator": args.voice})
         return Cast.load(
             file,
             presets,
-            where=str(path),
+            where=where,
             find_qwen=lambda name: find_qwen_voice(name, None, settings, presets.storage),
         )
-    voice = args.voice or settings.voice
-    if args.engine not in (None, "piper-onnx", "piper-torch"):
+    if engine not in (None, "piper-onnx", "piper-torch"):
         return None
     try:
         presets = presets_for(settings, storage)

@@ -11,14 +11,11 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from producer.cast_command import load_cast, with_overrides
 from producer.console import print_json
-from producer.planner import PlanOptions, default_params, plan_book, plan_summary
+from producer.planner import plan_summary
 from producer.progress import describe, rerun_hint, watch
 from producer.submit import SubmitResult, submit_plan
-from shared.buckets import BucketPolicy
 from shared.celery_app import create_app
-from shared.engines import engine_spec
 from shared.errors import BadInputError, NotFoundError, VoxfarmError
 from shared.keys import job_dir, manifest_path
 from shared.ledger import JobState, Ledger
@@ -29,6 +26,7 @@ from shared.voices import VoiceRegistry
 
 if TYPE_CHECKING:
     from producer.operations import Operations
+    from producer.request import Submission
 
 
 def _storage(settings: Settings) -> Storage:
@@ -45,67 +43,16 @@ def _plan_with_cover(
     args: argparse.Namespace, settings: Settings, storage: Storage | None
 ) -> tuple[JobPlan, bytes | None]:
     """The job plan and the book's cover image, which submit stores where the plan says."""
-    from dataclasses import replace
+    submission = _submission(args, settings, storage)
+    return submission.plan(), submission.cover
 
-    from producer.assemble import assembly_options
-    from producer.cast_qwen import QwenCastVoice
-    from producer.ingest import load_book, select_chapters
-    from producer.qwen_voices import find_qwen_voice
-    from producer.voice_sidecar import apply_sidecar
-    from shared.frontend.lexicon import Lexicon
-    from shared.qwen.voices import ResolvedVoice
-    from shared.voices import VoiceFiles
 
-    voice_id = args.voice or settings.voice
-    cast = load_cast(args, settings, storage)
-    qwen = None if cast else find_qwen_voice(voice_id, args.engine or settings.engine, settings, storage)
-    engine = qwen.spec.engine if qwen else args.engine or settings.submit_engine
-    engine_spec(engine)
-    if cast is not None:
-        cast.check_engine(engine)
-    voice: VoiceFiles | ResolvedVoice | None = None
-    if cast is None and qwen is None:
-        voice = VoiceRegistry(settings.voices_dir, storage, settings.effective_cache_dir).resolve(voice_id)
-    book = load_book(args.book, include_matter=args.include_matter, max_bytes=settings.max_source_bytes)
-    book = apply_sidecar(book, args.book)
-    if args.chapters is not None:
-        book = replace(book, chapters=select_chapters(book.chapters, args.chapters))
-    if cast is not None:
-        cast = cast.for_book(book.language)
-        narrator = cast.narrator
-        voice = narrator.resolved if isinstance(narrator, QwenCastVoice) else narrator.files
-    if qwen is not None:
-        voice = qwen.resolve(book.language)
-    assert voice is not None
-    params = cast.narrator.params if cast else default_params(voice)
-    overrides = {
-        "length_scale": args.length_scale,
-        "noise_scale": args.noise_scale,
-        "noise_w": args.noise_w,
-    }
-    params = params.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    params = type(params).model_validate(params.model_dump())
-    options = PlanOptions(
-        engine=engine,
-        voice=voice,
-        params=params,
-        policy=BucketPolicy.from_edges(settings.bucket_edges),
-        job=args.job,
-        max_chars=settings.max_book_chars,
-        speak_titles=not args.no_titles,
-        lexicon=Lexicon.from_file(args.lexicon) if args.lexicon else None,
-        cast=with_overrides(cast, overrides),
-        assembly=assembly_options(
-            settings,
-            chapter_format=getattr(args, "chapter_format", None),
-            book_format=getattr(args, "book_format", None),
-            loudness_target_lufs=getattr(args, "loudness", None),
-            true_peak_dbtp=getattr(args, "true_peak", None),
-            subtitles=getattr(args, "subtitles", None),
-            subtitle_speakers=getattr(args, "subtitle_speakers", None),
-        ),
-    )
-    return plan_book(book, options), book.cover
+def _submission(args: argparse.Namespace, settings: Settings, storage: Storage | None) -> Submission:
+    """The book read and every option checked: what can fail in a second, before any phonemising."""
+    from producer.request import check_request, request_from_args
+
+    request, cover = request_from_args(args, settings)
+    return check_request(request, settings, storage, cover)
 
 
 def plan(args: argparse.Namespace, settings: Settings) -> int:
@@ -130,20 +77,17 @@ def plan(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _submit(args: argparse.Namespace, settings: Settings, storage: Storage, ledger: Ledger) -> SubmitResult:
-    job_plan, cover = _plan_with_cover(args, settings, storage)
+    """Plan a small book here; leave a large one to the control service (``producer/deferred.py``)."""
+    from producer.deferred import submit_request
+
+    submission = _submission(args, settings, storage)
     app = create_app(settings)
     priority = args.priority if isinstance(args.priority, int) else 50
     lane = args.lane or (args.priority if isinstance(args.priority, str) else "bulk")
-    return submit_plan(
-        job_plan,
-        storage=storage,
-        ledger=ledger,
-        app=app,
-        tenant=args.tenant,
-        priority=priority,
-        lane=lane,
-        cover=cover,
-    )
+    scheduling: dict[str, Any] = {"tenant": args.tenant, "priority": priority, "lane": lane}
+    if submission.request.book.chars > settings.plan_inline_chars:
+        return submit_request(submission, storage=storage, ledger=ledger, app=app, **scheduling)
+    return submit_plan(submission.plan(), storage=storage, ledger=ledger, app=app, cover=submission.cover, **scheduling)
 
 
 def submit(args: argparse.Namespace, settings: Settings) -> int:
@@ -155,7 +99,10 @@ def submit(args: argparse.Namespace, settings: Settings) -> int:
         print_json(result.__dict__)
     else:
         print(result.job)
-        print(f"{result.total} segments: {result.reused} reused, {result.enqueued} to render", file=sys.stderr)
+        if result.planning:
+            print(f"planned by the control service; follow it with `voxfarm watch {result.job}`", file=sys.stderr)
+        else:
+            print(f"{result.total} segments: {result.reused} reused, {result.enqueued} to render", file=sys.stderr)
     if args.wait:
         final = watch(ledger, result.job, show=True)
         return 0 if final.state == JobState.DONE else 1

@@ -1,8 +1,9 @@
 """`voxfarm control`: the control-plane service that consumes ``voxfarm.control``.
 
-It assembles finished jobs, dispatches work into the bucket queues (only
-the replica holding the dispatcher lease does), runs the reconciler and
-serves the queue metrics. It runs on CPU nodes on the x86 side and never
+It plans large books submitted as requests (``producer/deferred.py``),
+assembles finished jobs, dispatches work into the bucket queues (only the
+replica holding the dispatcher lease does), runs the reconciler and serves
+the queue metrics. It runs on CPU nodes on the x86 side and never
 loads a model.
 """
 
@@ -14,9 +15,10 @@ from typing import Any
 
 from celery import Celery, Task
 
-from producer.assemble import Pauses, assemble_job, assembly_options
+from producer.assemble import Pauses, assemble_job
+from producer.request import assembly_options
 from shared.buckets import CONTROL_QUEUE
-from shared.celery_app import ASSEMBLE_TASK, create_app
+from shared.celery_app import ASSEMBLE_TASK, PLAN_TASK, create_app
 from shared.errors import BadInputError, BrokerError, RetryableError, VoxfarmError
 from shared.ledger import JobState, Ledger
 from shared.process_global import ProcessGlobal
@@ -76,6 +78,22 @@ class ControlRuntime:
         log.info("job assembled", extra={"job": job})
         return {"status": "done", "chapters": len(manifest.chapters)}
 
+    def plan(self, task: Task, job: str) -> dict[str, Any]:
+        from producer.deferred import plan_submitted
+
+        holder = f"{task.request.hostname or 'control'}:{task.request.id}"
+        try:
+            outcome = plan_submitted(
+                job, storage=self.storage, ledger=self.ledger, app=task.app, settings=self.settings, holder=holder
+            )
+        except (BrokerError, RetryableError) as exc:
+            attempts = int(task.request.retries or 0)
+            if attempts >= self.settings.max_retries:
+                log.error("planning %s failed: %s", job, exc, extra={"job": job})
+                return {"status": "failed", "reason": str(exc)}  # the reconciler tries again later
+            raise task.retry(exc=exc, countdown=self.settings.retry_backoff_s * 2**attempts) from exc
+        return {"status": outcome}
+
 
 _CONTROL: ProcessGlobal[ControlRuntime] = ProcessGlobal("control runtime", "voxfarm control")
 install_control = _CONTROL.install
@@ -86,6 +104,10 @@ def register_control(app: Celery) -> None:
     @app.task(name=ASSEMBLE_TASK, bind=True, acks_late=True, max_retries=None)
     def assemble(self: Task, job: str) -> dict[str, Any]:
         return current_control().assemble(self, job)
+
+    @app.task(name=PLAN_TASK, bind=True, acks_late=True, max_retries=None)
+    def plan(self: Task, job: str) -> dict[str, Any]:
+        return current_control().plan(self, job)
 
 
 def build_control(settings: Settings) -> tuple[Celery, ControlRuntime]:

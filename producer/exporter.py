@@ -63,7 +63,13 @@ MAX_JOBS = 10_000
 CONTROL = "control"
 """Model and bucket label value of the control queue."""
 INTERACTIVE = "interactive"
-ACTIVE_STATES = (JobState.QUEUED.value, JobState.RENDERING.value, JobState.PAUSED.value, JobState.ASSEMBLING.value)
+ACTIVE_STATES = (
+    JobState.PLANNING.value,
+    JobState.QUEUED.value,
+    JobState.RENDERING.value,
+    JobState.PAUSED.value,
+    JobState.ASSEMBLING.value,
+)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from shared.names import check_job_id
 from shared.settings import Settings
 from shared.storage import Storage
 
-_LIVE = (JobState.QUEUED, JobState.RENDERING, JobState.PAUSED)
+_LIVE = (JobState.PLANNING, JobState.QUEUED, JobState.RENDERING, JobState.PAUSED)
 
 
 @dataclass
@@ -72,7 +72,7 @@ class Operations:
         return self.ledger.status(job)
 
     def pause(self, job: str) -> JobStatus:
-        status = self._change(job, JobState.PAUSED, (JobState.QUEUED, JobState.RENDERING), "pause")
+        status = self._change(job, JobState.PAUSED, (JobState.PLANNING, JobState.QUEUED, JobState.RENDERING), "pause")
         update_submission(self.storage, job, paused=1)
         return status
 

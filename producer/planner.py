@@ -66,7 +66,8 @@ def make_frontend(options: PlanOptions) -> Frontend:
     )
 
 
-def plan_book(book: Book, options: PlanOptions, frontend: Frontend | None = None) -> JobPlan:
+def check_plannable(book: Book, options: PlanOptions) -> None:
+    """What refuses a book before a sentence is phonemised: its size, and an engine that only benchmarks."""
     chars = sum(len(p) for chapter in book.chapters for p in chapter.paragraphs)
     if chars > options.max_chars:
         raise BadInputError(
@@ -79,6 +80,11 @@ def plan_book(book: Book, options: PlanOptions, frontend: Frontend | None = None
             f"engine {spec.name} does not speak the text (it measures the farm's own cost): "
             "it runs only in `voxfarm bench --engine-standin`"
         )
+
+
+def plan_book(book: Book, options: PlanOptions, frontend: Frontend | None = None) -> JobPlan:
+    check_plannable(book, options)
+    spec = engine_spec(options.engine)
     voice = options.voice
     checksum = voice.checksum
     # A cast's Qwen3-TTS voices carry their voicing per voice, never for the whole job.

@@ -61,7 +61,7 @@ def watch(
     status = ledger.status(job)
     started = time.monotonic()
     bar = tqdm(
-        total=status.total,
+        total=status.total or None,
         initial=status.done,
         unit="seg",
         desc=job[:32],
@@ -82,6 +82,7 @@ def watch(
                 alive()
             time.sleep(poll_s)
             status = ledger.status(job)
+            bar.total = status.total or None  # a job planned by the control plane learns its size late
             bar.n = status.done
             bar.set_postfix_str(_progress_state(status, note), refresh=False)
             bar.refresh()

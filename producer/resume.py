@@ -23,6 +23,8 @@ import redis
 from celery import Celery
 
 from producer.assemble import load_plan
+from producer.deferred import is_unplanned, planning_locked, send_planning
+from producer.request import REQUEST_FILE, load_request
 from producer.submit import (
     group_by_key,
     ledger_meta,
@@ -57,6 +59,8 @@ class ResumeResult:
     rebuilt: bool
     """The ledger was missing and was rebuilt from storage."""
     assembling: bool
+    planning: bool = False
+    """The job had not been planned yet: its request was handed to the control plane again."""
 
 
 def resume_job(
@@ -70,6 +74,8 @@ def resume_job(
     unpause: bool = True,
 ) -> ResumeResult:
     """Let a job go on: unpause it (unless ``unpause`` is False, as for the reconciler) and recover lost work."""
+    if is_unplanned(storage, job) or _waiting_for_plan(ledger, job):
+        return resume_planning(job, storage=storage, ledger=ledger, app=app, unpause=unpause)
     plan = load_plan(storage, job)
     groups = group_by_key(plan.segments)
     present = plan_stored_keys(storage, plan, groups)
@@ -138,12 +144,48 @@ def resume_job(
     return ResumeResult(job, plan.segments_total, len(stored_indexes), enqueued, in_flight, rebuilt, assembling)
 
 
+def _waiting_for_plan(ledger: Ledger, job: str) -> bool:
+    """The ledger still waits for the control plane's plan (stored a moment ago, not yet handed on)."""
+    try:
+        return ledger.status(job).meta.get("planning") == "1"
+    except NotFoundError:
+        return False
+
+
+def resume_planning(job: str, *, storage: Storage, ledger: Ledger, app: Celery, unpause: bool = True) -> ResumeResult:
+    """Let a job that was never planned go on: register it again if Redis lost it, and plan it (again)."""
+    submission = read_submission(storage, job)
+    rebuilt = not ledger.exists(job)
+    if rebuilt:
+        request = load_request(storage, job)
+        scheduling = {k: v for k, v in submission.items() if k in ("tenant", "priority", "lane")}
+        meta = {"title": request.book.title[:200], "voice": request.voice, "rebuilt": 1, **scheduling}
+        ledger.register_planning(job, meta=meta)
+    state = ledger.status(job).state
+    if state == JobState.CANCELLED or submission.get("cancelled"):
+        if rebuilt:
+            ledger.set_state(job, JobState.CANCELLED)
+        raise BadInputError(f"job {job} was cancelled; submit the book again to render it (what is stored is reused)")
+    paused = state == JobState.PAUSED or bool(submission.get("paused"))
+    if paused and not unpause:
+        if rebuilt:
+            ledger.set_state(job, JobState.PAUSED)  # planned now, dispatched once `voxfarm resume` lifts the pause
+    elif state != JobState.PLANNING:
+        ledger.set_state(job, JobState.PLANNING)
+        if paused:
+            update_submission(storage, job, paused=0)
+    if not planning_locked(ledger, job):
+        send_planning(app, job)  # a second plan task finds the job planned, or the lock held, and does nothing
+    log.info("resumed %s: handed to the control plane to plan%s", job, " (ledger rebuilt)" if rebuilt else "")
+    return ResumeResult(job, 0, 0, 0, 0, rebuilt, False, planning=True)
+
+
 def unfinished_jobs_in_storage(storage: Storage) -> list[str]:
-    """Jobs that have a plan and no manifest: submitted, never finished."""
+    """Jobs that have a plan (or a request still to plan) and no manifest: submitted, never finished."""
     plans, manifests = set(), set()
     for path in storage.list("jobs"):
         parts = path.split("/")
-        if len(parts) == 3 and parts[2] == "plan.json":
+        if len(parts) == 3 and parts[2] in ("plan.json", REQUEST_FILE):
             plans.add(parts[1])
         elif len(parts) == 3 and parts[2] == "manifest.json":
             manifests.add(parts[1])
@@ -210,8 +252,8 @@ class Reconciler:
             except NotFoundError:
                 continue
             idle = now - max(status.updated_at, status.created_at)
-            stalled = (JobState.QUEUED, JobState.RENDERING, JobState.ASSEMBLING)
-            if status.state in stalled and idle > stall:
+            stalled = (JobState.PLANNING, JobState.QUEUED, JobState.RENDERING, JobState.ASSEMBLING)
+            if status.state in stalled and idle > stall and not planning_locked(self.ledger, job):
                 found.append(job)
         for job in unfinished_jobs_in_storage(self.storage):
             if job not in known or not self.ledger.exists(job):

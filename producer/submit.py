@@ -49,6 +49,8 @@ class SubmitResult:
     """Messages left to the dispatcher (one per distinct missing content key)."""
     completed: bool
     """True when nothing needed rendering and assembly was enqueued at once."""
+    planning: bool = False
+    """True when the control plane plans the job (``producer/deferred.py``): total and counts come later."""
 
 
 def group_by_key(segments: Iterable[SegmentPlan]) -> dict[str, list[SegmentPlan]]:
@@ -101,21 +103,9 @@ def submit_plan(
     cover: bytes | None = None,
 ) -> SubmitResult:
     check_scheduling(tenant, priority, lane)
-    if ledger.exists(plan.job) and not replace:
-        state = ledger.status(plan.job).state
-        if state in (JobState.QUEUED, JobState.RENDERING, JobState.PAUSED, JobState.ASSEMBLING):
-            raise BadInputError(
-                f"job {plan.job} is still {state}; follow it with `voxfarm watch {plan.job}` "
-                f"or re-enqueue what is missing with `voxfarm resume {plan.job}`"
-            )
-    groups = group_by_key(plan.segments)
-    with ThreadPoolExecutor(max_workers=1) as uploader:
-        # The plan's upload and the existence check overlap; the ledger is written once both are done.
-        uploaded = uploader.submit(store_plan, storage, plan, cover)
-        present = plan_stored_keys(storage, plan, groups)
-        uploaded.result()
-    reused = [seg.index for key in present for seg in groups[key]]
-    missing = [segments for key, segments in groups.items() if key not in present]
+    if not replace:
+        check_not_live(ledger, plan.job)
+    reused, missing = store_and_compare(storage, plan, cover)
     scheduling: dict[str, str | int] = {"tenant": tenant, "priority": priority, "lane": lane}
     record_submission(storage, plan.job, len(reused), scheduling)
     mark = ledger.create_job(plan.job, total=plan.segments_total, reused=reused, meta=ledger_meta(plan, **scheduling))
@@ -124,6 +114,33 @@ def submit_plan(
         return SubmitResult(plan.job, plan.segments_total, len(reused), 0, True)
     wake_dispatcher(ledger)
     return SubmitResult(plan.job, plan.segments_total, len(reused), len(missing), False)
+
+
+def check_not_live(ledger: Ledger, job: str) -> None:
+    """A job still being planned or rendered is followed or resumed, never submitted over."""
+    if not ledger.exists(job):
+        return
+    state = ledger.status(job).state
+    if state in (JobState.PLANNING, JobState.QUEUED, JobState.RENDERING, JobState.PAUSED, JobState.ASSEMBLING):
+        raise BadInputError(
+            f"job {job} is still {state}; follow it with `voxfarm watch {job}` "
+            f"or re-enqueue what is missing with `voxfarm resume {job}`"
+        )
+
+
+def store_and_compare(
+    storage: Storage, plan: JobPlan, cover: bytes | None = None
+) -> tuple[list[int], list[list[SegmentPlan]]]:
+    """Store the plan and find what storage already has: (indexes reused, segments to render grouped by key)."""
+    groups = group_by_key(plan.segments)
+    with ThreadPoolExecutor(max_workers=1) as uploader:
+        # The plan's upload and the existence check overlap; the ledger is written once both are done.
+        uploaded = uploader.submit(store_plan, storage, plan, cover)
+        present = plan_stored_keys(storage, plan, groups)
+        uploaded.result()
+    reused = [seg.index for key in present for seg in groups[key]]
+    missing = [segments for key, segments in groups.items() if key not in present]
+    return reused, missing
 
 
 def store_plan(storage: Storage, plan: JobPlan, cover: bytes | None = None) -> None:

@@ -17,6 +17,7 @@ from shared.settings import Settings
 
 SYNTHESIZE_TASK = "voxfarm.synthesize"
 ASSEMBLE_TASK = "voxfarm.assemble"
+PLAN_TASK = "voxfarm.plan"
 
 
 def broker_transport_options(settings: Settings) -> dict[str, Any]:
@@ -51,7 +52,7 @@ def create_app(settings: Settings) -> Celery:
         broker_connection_max_retries=None,
         broker_transport_options=broker_transport_options(settings),
         broker_pool_limit=32,
-        task_routes={f"voxfarm.{name}": {"queue": CONTROL_QUEUE} for name in ("assemble", "reconcile")},
+        task_routes={f"voxfarm.{name}": {"queue": CONTROL_QUEUE} for name in ("assemble", "plan", "reconcile")},
         enable_utc=True,
     )
     if settings.broker_url.startswith("rediss://"):

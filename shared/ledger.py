@@ -40,6 +40,8 @@ FINISHED_TTL_S = 14 * 24 * 3600
 
 
 class JobState(StrEnum):
+    PLANNING = "planning"
+    """Submitted as a request; the control plane is phonemising it (``producer/deferred.py``)."""
     QUEUED = "queued"
     """Registered; the dispatcher has not sent any of its work yet."""
     RENDERING = "rendering"
@@ -123,6 +125,22 @@ return n
 """
 
 
+#: Turns a planned job (meta field planning=1, state planning or paused) into a scheduled one: sets the
+#: fields in ARGV[2..] (name, value pairs), moves planning -> queued (a pause made meanwhile stays) and adds the
+#: job (ARGV[1]) to the active set KEYS[2]. Returns the state found ('' for a job Redis lost) and 1 if it was planned.
+_FINISH_PLANNING = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'', 0} end
+if redis.call('HGET', KEYS[1], 'planning') ~= '1' or (state ~= 'planning' and state ~= 'paused') then
+  return {state, 0}
+end
+redis.call('HSET', KEYS[1], 'planning', '0', unpack(ARGV, 2))
+if state == 'planning' then redis.call('HSET', KEYS[1], 'state', 'queued') end
+redis.call('SADD', KEYS[2], ARGV[1])
+return {state, 1}
+"""
+
+
 #: Moves a job to ARGV[1] if its state is one of ARGV[3..]; ARGV[2] is the time. Returns {moved(1/0), previous}.
 _TRANSITION = """
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -199,6 +217,7 @@ class Ledger:
         self._mark_failed = client.register_script(_MARK_FAILED)
         self._record_quality = client.register_script(_RECORD_QUALITY)
         self._transition = client.register_script(_TRANSITION)
+        self._finish_planning = client.register_script(_FINISH_PLANNING)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Ledger:
@@ -222,7 +241,7 @@ class Ledger:
         self, job: str, *, total: int, reused: Iterable[int], meta: Mapping[str, str | int | float]
     ) -> MarkResult:
         """(Re)create a job's ledger; already stored segments are marked done at once."""
-        meta_key, done_key, failed_key, sent_key = _keys(job)
+        meta_key = _keys(job)[0]
         now = time.time()
         fields: dict[str, str | int | float] = {
             **meta,
@@ -234,18 +253,59 @@ class Ledger:
         }
         reused_list = sorted(set(reused))
         fields["reused"] = len(reused_list)
+        self._write_new(job, fields, active=True)
+        if total == 0:
+            self.redis.hset(meta_key, "state", JobState.ASSEMBLING.value)
+            return MarkResult(True, 0, 0, 0, True)
+        if reused_list:
+            return self.mark_done(job, reused_list)
+        return MarkResult(True, 0, 0, total, False)
+
+    def register_planning(self, job: str, *, meta: Mapping[str, str | int | float]) -> None:
+        """(Re)create a job that is still to be planned: listed and operable, but not dispatched."""
+        now = time.time()
+        fields = {
+            **meta,
+            "total": 0,
+            "reused": 0,
+            "state": JobState.PLANNING.value,
+            "planning": 1,
+            "gen": uuid.uuid4().hex,
+            "created_at": now,
+            "updated_at": now,
+        }
+        self._write_new(job, fields, active=False)
+
+    def _write_new(self, job: str, fields: Mapping[str, str | int | float], *, active: bool) -> None:
+        """Replace whatever the ledger held of the job; ``active`` puts it in the dispatcher's set."""
+        meta_key, done_key, failed_key, sent_key = _keys(job)
         try:
             pipe = self.redis.pipeline(transaction=True)
             pipe.delete(meta_key, done_key, failed_key, sent_key)
             pipe.hset(meta_key, mapping=cast(Any, fields))
             pipe.sadd(JOBS, job)
-            pipe.sadd(SCHED_ACTIVE, job)
+            if active:
+                pipe.sadd(SCHED_ACTIVE, job)
+            else:
+                pipe.srem(SCHED_ACTIVE, job)
             pipe.execute()
         except redis.RedisError as exc:
             raise BrokerError(f"cannot write the job ledger: {exc}") from exc
-        if total == 0:
-            self.redis.hset(meta_key, "state", JobState.ASSEMBLING.value)
-            return MarkResult(True, 0, 0, 0, True)
+
+    def finish_planning(
+        self, job: str, *, total: int, reused: Iterable[int], meta: Mapping[str, str | int | float]
+    ) -> MarkResult | None:
+        """Hand a job planned by the control plane to the dispatcher; None if it is no longer waiting for a plan
+        (cancelled meanwhile, planned by another replica, or lost with its Redis)."""
+        reused_list = sorted(set(reused))
+        fields = {**meta, "total": total, "reused": len(reused_list), "updated_at": time.time()}
+        args = [str(v) for pair in fields.items() for v in pair]
+        try:
+            _, planned = self._finish_planning(keys=[_keys(job)[0], SCHED_ACTIVE], args=[job, *args])
+        except redis.RedisError as exc:
+            raise BrokerError(f"cannot write the job ledger: {exc}") from exc
+        if not planned:
+            return None
         if reused_list:
             return self.mark_done(job, reused_list)
         return MarkResult(True, 0, 0, total, False)

@@ -9,6 +9,7 @@ lists, bindings, unacked messages) are kombu's; see ``shared.kombu_layout``.
     voxfarm:job:<id>:<part>               the ledger of one job (``JobPart``)
     voxfarm:worker-faults:<segment key>   deliveries of a segment that took a worker down
     voxfarm:lock:resume:<id>              one reconciler resumes a job at a time
+    voxfarm:lock:plan:<id>                one control replica plans a submitted request at a time
     voxfarm:qwen3:prompt-lock:<key>       one worker computes a clone prompt at a time
     voxfarm:api:tokens                    hash: API token id -> JSON {tenant, scopes, limits, SHA-256 of the secret}
     voxfarm:api:rate:<token id>:<minute>  counter: the token's requests in that minute (expires)
@@ -44,6 +45,10 @@ def worker_faults_key(segment_key: str) -> str:
 
 def resume_lock_key(job: str) -> str:
     return f"{PREFIX}:lock:resume:{job}"
+
+
+def plan_lock_key(job: str) -> str:
+    return f"{PREFIX}:lock:plan:{job}"
 
 
 def prompt_lock_key(prompt_key: str) -> str:

@@ -308,6 +308,12 @@ class Settings(BaseSettings):
     max_source_bytes: int = Field(
         default=200 * 1024 * 1024, ge=1, description="Largest book file accepted (bytes, compressed)."
     )
+    plan_inline_chars: int = Field(
+        default=100_000,
+        ge=0,
+        description="Books up to this many characters are planned by `voxfarm submit` itself (about a second); "
+        "longer ones are stored as a request and planned by the control service, so submit returns at once.",
+    )
 
     @field_validator("bucket_edges")
     @classmethod

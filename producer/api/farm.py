@@ -60,11 +60,6 @@ def scoped_job_id(tenant: str, job: str) -> str:
     return check_job_id(f"{readable}-{digest}")
 
 
-def rescope(plan: JobPlan, job: str) -> JobPlan:
-    cover = plan.cover.replace(job_dir(plan.job), job_dir(job), 1) if plan.cover else None
-    return plan.model_copy(update={"job": job, "cover": cover})
-
-
 @dataclass
 class ChapterProgress:
     index: int
@@ -115,6 +110,8 @@ class Farm:
 
     def chapters(self, status: JobStatus) -> list[ChapterProgress]:
         """Chapter titles from the stored plan (cached per job) with how many segments of each are done."""
+        if status.meta.get("planning") == "1":
+            return []  # the control service is planning it: no chapters yet
         with self._lock:
             layout = self._chapters.get(status.job)
         if layout is None:
@@ -191,14 +188,29 @@ class Farm:
     # --- changing ----------------------------------------------------------
     def submit(
         self, tenant: str, book: Path, options: dict[str, Any], *, priority: int, lane: str, job: str | None = None
-    ) -> tuple[SubmitResult, JobPlan]:
-        """Plan the book exactly as `voxfarm submit` does, under a job id scoped to the tenant (or ``job``)."""
-        from producer.commands import _plan_with_cover
+    ) -> tuple[SubmitResult, int]:
+        """Submit the book exactly as `voxfarm submit` does, under a job id scoped to the tenant (or ``job``).
+
+        Returns the result and the chapters the book has; a large book is planned by the control service.
+        """
+        from producer.commands import _submission
+        from producer.deferred import submit_request
 
         args = argparse.Namespace(book=book, **options)
-        plan, cover = _plan_with_cover(args, self.settings, self.operations.storage)
-        plan = rescope(plan, check_job_id(job) if job else scoped_job_id(tenant, plan.job))
-        return self.submit_plan(tenant, plan, cover=cover, priority=priority, lane=lane), plan
+        ops = self.operations
+        submission = _submission(args, self.settings, ops.storage)
+        submission = submission.with_job(check_job_id(job) if job else scoped_job_id(tenant, submission.job))
+        if submission.request.book.chars <= self.settings.plan_inline_chars:
+            plan = submission.plan()
+            return self.submit_plan(tenant, plan, cover=submission.cover, priority=priority, lane=lane), len(
+                plan.chapters
+            )
+        if ops.ledger.exists(submission.job):
+            self.status(tenant, submission.job)  # never touch another tenant's job
+        result = submit_request(
+            submission, storage=ops.storage, ledger=ops.ledger, app=ops.app, tenant=tenant, priority=priority, lane=lane
+        )
+        return result, len(submission.request.book.chapters)
 
     def submit_plan(
         self, tenant: str, plan: JobPlan, *, cover: bytes | None = None, priority: int = 50, lane: str = "bulk"

@@ -72,6 +72,11 @@ class Submitted(BaseModel):
     segments_reused: int
     chapters: int
     completed: bool
+    planning: bool = Field(
+        default=False,
+        description="a large book is planned by the control service: the job is 'planning' and its segment "
+        "counts are 0 until then (GET /v1/jobs/{job} follows it)",
+    )
 
 
 class Failure(BaseModel):

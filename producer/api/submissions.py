@@ -60,7 +60,7 @@ def _plan_and_submit(
         cast = folder / "cast.toml"
         cast.write_text(options.cast, encoding="utf-8")
     try:
-        result, plan = farm.submit(
+        result, chapters = farm.submit(
             tenant, book, options.planner_options(lexicon, cast), priority=options.priority, lane=options.lane
         )
     except BadInputError as exc:
@@ -69,8 +69,9 @@ def _plan_and_submit(
         job=result.job,
         segments_total=result.total,
         segments_reused=result.reused,
-        chapters=len(plan.chapters),
+        chapters=chapters,
         completed=result.completed,
+        planning=result.planning,
     )
 
 

@@ -62,6 +62,11 @@ class Lexicon:
     @classmethod
     def from_file(cls, path: Path) -> Lexicon:
         """Read a lexicon file; a malformed line is an error naming its line number."""
+        return cls.parse(cls.read_text(path), source=str(path))
+
+    @staticmethod
+    def read_text(path: Path) -> str:
+        """A lexicon file's text, checked for size and encoding (the request of a job keeps it so)."""
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -74,7 +79,7 @@ class Lexicon:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise BadInputError(f"lexicon {path}: not UTF-8 (byte {exc.start}); save it as UTF-8") from None
-        return cls.parse(text, source=str(path))
+        return text
 
     @classmethod
     def parse(cls, text: str, *, source: str = "lexicon") -> Lexicon:

@@ -242,3 +242,25 @@ def test_a_cast_travels_with_the_submission_and_each_line_is_read_by_its_voice(a
     assert unknown.status_code == 400 and "nobody-we-know" in unknown.json()["error"]["message"]
     assert "voxfarm-upload" not in unknown.text, "the message names the cast, not the server's folder"
     assert len(client.get("/v1/jobs").json()) == 1, "a refused cast queues nothing"
+
+
+def test_a_large_book_is_accepted_at_once_and_planned_by_the_control_service(api: ApiServer, tmp_path: Path) -> None:
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    deferring = start_api(api.farm, {"TMPDIR": str(uploads), "VOXFARM_PLAN_INLINE_CHARS": "0"})
+    client = deferring.client(deferring.token("publishers"))
+    try:
+        submitted = client.post("/v1/jobs", json={"text": THREE_CHAPTERS, "format": "md", "book_format": "none"})
+        assert submitted.status_code == 201, submitted.text
+        answer = submitted.json()
+        assert answer["planning"] is True and answer["segments_total"] == 0 and answer["chapters"] == 3
+        early = client.get(f"/v1/jobs/{answer['job']}")
+        assert early.status_code == 200 and early.json()["state"] in ("planning", "queued", "rendering", "done")
+
+        done = wait_for_job(client, answer["job"], {"done"})
+        assert [c["title"] for c in done["chapters"]] == ["The Storm", "The Ship", "The Morning"]
+        assert done["segments_done"] == done["segments_total"] > 0
+        other = api.client(api.token("others")).get(f"/v1/jobs/{answer['job']}")
+        assert other.status_code == 404, "a job planned by the control service is still its tenant's alone"
+    finally:
+        deferring.process.stop()
