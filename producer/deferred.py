@@ -121,7 +121,7 @@ def plan_submitted(job: str, *, storage: Storage, ledger: Ledger, app: Celery, s
             status = ledger.status(job)
         except NotFoundError:
             return "gone"  # Redis lost it: the reconciler registers it again from the stored request
-        if status.meta.get("planning") != "1" or status.state not in (JobState.PLANNING, JobState.PAUSED):
+        if not status.planning or status.state not in (JobState.PLANNING, JobState.PAUSED):
             return status.state
         try:
             submission = check_request(load_request(storage, job), settings, storage)

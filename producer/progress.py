@@ -23,6 +23,9 @@ def describe(status: JobStatus) -> str:
         f"segments  {status.done}/{status.total} done ({status.reused} reused, "
         f"{max(status.done - status.reused, 0)} rendered, {len(status.failed)} failed)",
     ]
+    if status.planning:
+        chars = int(status.meta.get("chars", 0) or 0)
+        lines[-1] = f"segments  not known yet: the control service is planning {chars:,} characters"
     retries = status.meta.get("retries")
     if retries:
         lines.append(f"retries   {retries}")

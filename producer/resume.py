@@ -147,7 +147,7 @@ def resume_job(
 def _waiting_for_plan(ledger: Ledger, job: str) -> bool:
     """The ledger still waits for the control plane's plan (stored a moment ago, not yet handed on)."""
     try:
-        return ledger.status(job).meta.get("planning") == "1"
+        return ledger.status(job).planning
     except NotFoundError:
         return False
 

@@ -183,6 +183,11 @@ class JobStatus:
     def remaining(self) -> int:
         return max(self.total - self.done, 0)
 
+    @property
+    def planning(self) -> bool:
+        """Submitted as a request the control plane has not planned yet: ``total`` is not known."""
+        return self.meta.get("planning") == "1"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "job": self.job,

@@ -110,7 +110,7 @@ class Farm:
 
     def chapters(self, status: JobStatus) -> list[ChapterProgress]:
         """Chapter titles from the stored plan (cached per job) with how many segments of each are done."""
-        if status.meta.get("planning") == "1":
+        if status.planning:
             return []  # the control service is planning it: no chapters yet
         with self._lock:
             layout = self._chapters.get(status.job)

@@ -135,7 +135,7 @@ class JobOut(BaseModel):
             segments_done=status.done,
             segments_reused=status.reused,
             segments_failed=len(status.failed),
-            progress=round(status.done / status.total, 4) if status.total else 1.0,
+            progress=round(status.done / status.total, 4) if status.total else 0.0 if status.planning else 1.0,
             eta_s=eta_s,
             created_at=status.created_at,
             updated_at=status.updated_at,

@@ -144,6 +144,8 @@ def test_redis_restarted_empty_during_admission(
     farm.worker("cpu:0", extra_env=env)
     farm.worker("cpu:1", extra_env=env)
     farm.control(extra_env=env)
+    client = redis.Redis.from_url(private_redis.url)
+    _wait_for(lambda: bool(client.get(SCHED_LEASE)), "the control service never took the dispatcher lease")
     job = submit(farm, write_fault_book(tmp_path), env=env)
 
     private_redis.stop()  # the job is registered, its first window barely dispatched
