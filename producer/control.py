@@ -83,9 +83,7 @@ class ControlRuntime:
 
         holder = f"{task.request.hostname or 'control'}:{task.request.id}"
         try:
-            outcome = plan_submitted(
-                job, storage=self.storage, ledger=self.ledger, app=task.app, settings=self.settings, holder=holder
-            )
+            outcome = plan_submitted(job, ledger=self.ledger, app=task.app, settings=self.settings, holder=holder)
         except (BrokerError, RetryableError) as exc:
             attempts = int(task.request.retries or 0)
             if attempts >= self.settings.max_retries:

@@ -19,9 +19,13 @@ before.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import redis
 from celery import Celery
@@ -42,7 +46,7 @@ from producer.submit import (
     wake_dispatcher,
 )
 from shared.celery_app import PLAN_TASK
-from shared.errors import BrokerError, NotFoundError, RetryableError, VoxfarmError
+from shared.errors import BadInputError, BrokerError, NotFoundError, RetryableError, VoxfarmError
 from shared.keys import manifest_path, plan_path
 from shared.ledger import JobState, Ledger
 from shared.redis_keys import plan_lock_key
@@ -107,7 +111,7 @@ def send_planning(app: Celery, job: str) -> None:
         raise BrokerError(f"cannot send the planning of {job}: {exc}; check VOXFARM_REDIS_URL") from exc
 
 
-def plan_submitted(job: str, *, storage: Storage, ledger: Ledger, app: Celery, settings: Settings, holder: str) -> str:
+def plan_submitted(job: str, *, ledger: Ledger, app: Celery, settings: Settings, holder: str) -> str:
     """The control plane's half: plan a stored request and hand the job on; returns what became of it.
 
     Bad input found only now (a sentence no voice can speak, a voice removed
@@ -124,28 +128,59 @@ def plan_submitted(job: str, *, storage: Storage, ledger: Ledger, app: Celery, s
         if not status.planning or status.state not in (JobState.PLANNING, JobState.PAUSED):
             return status.state
         try:
-            submission = check_request(load_request(storage, job), settings, storage)
-            plan = submission.plan()
+            planned = plan_in_child(job, settings)
         except (BrokerError, RetryableError):
             raise
-        except (VoxfarmError, ValidationError) as exc:  # bad input, or a request this version cannot read
+        except VoxfarmError as exc:  # bad input, or a request this version cannot read
             message = str(exc) or type(exc).__name__
             log.error("planning %s failed: %s", job, message, extra={"job": job})
             ledger.set_state(job, JobState.FAILED, error=message[:500])
             return JobState.FAILED.value
-        reused, missing = store_and_compare(storage, plan)
-        update_submission(storage, job, reused=len(reused))
-        meta = {k: v for k, v in ledger_meta(plan).items() if k not in SCHEDULING_FIELDS}
-        mark = ledger.finish_planning(job, total=plan.segments_total, reused=reused, meta=meta)
+        mark = ledger.finish_planning(job, total=planned.total, reused=planned.reused, meta=planned.meta)
     if mark is None:
         return "not waiting for a plan"
-    if mark.completed or not missing:
+    if mark.completed or not planned.missing:
         ledger.set_state(job, JobState.ASSEMBLING)
         send_assembly(app, job)
         return JobState.ASSEMBLING.value
     wake_dispatcher(ledger)
-    log.info("planned %s: %d segments, %d reused", job, plan.segments_total, len(reused), extra={"job": job})
+    log.info("planned %s: %d segments, %d reused", job, planned.total, len(planned.reused), extra={"job": job})
     return JobState.QUEUED.value
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What the ledger needs of a plan that a child process made and stored."""
+
+    total: int
+    reused: list[int]
+    missing: int
+    """Distinct keys left to render."""
+    meta: dict[str, str | int | float]
+
+
+def plan_in_child(job: str, settings: Settings) -> Planned:
+    """Plan in a process of its own: phonemising holds the interpreter for seconds, and in the control
+    process it slowed the dispatcher's cycles thirtyfold (2.6 ms to 87 ms) while a 20,000-sentence book
+    was planned. A fresh process per book also gives its memory back when it ends."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        try:
+            return pool.submit(plan_and_store, job, settings).result()
+        except BrokenProcessPool as exc:
+            raise RetryableError(f"the process planning {job} died: {exc}") from exc
+
+
+def plan_and_store(job: str, settings: Settings) -> Planned:
+    """Plan a stored request, store the plan and find what storage already has."""
+    storage = Storage.from_settings(settings)
+    try:
+        plan = check_request(load_request(storage, job), settings, storage).plan()
+    except ValidationError as exc:  # pydantic's errors do not cross a process boundary: keep the message
+        raise BadInputError(f"job {job}: the stored request or its plan is not valid: {exc}") from None
+    reused, missing = store_and_compare(storage, plan)
+    update_submission(storage, job, reused=len(reused))
+    meta = {k: v for k, v in ledger_meta(plan).items() if k not in SCHEDULING_FIELDS}
+    return Planned(plan.segments_total, reused, len(missing), meta)
 
 
 @contextmanager

@@ -136,7 +136,7 @@ def _measure(options: AdmissionOptions, settings: Settings, storage: Storage, wo
         command_s = time.perf_counter() - started
         # The control plane's half: phonemise, store the plan, find what is stored, hand the job on.
         started = time.perf_counter()
-        planned = plan_submitted(job, storage=storage, ledger=ledger, app=app, settings=settings, holder="bench")
+        planned = plan_submitted(job, ledger=ledger, app=app, settings=settings, holder="bench")
         plan_s = time.perf_counter() - started
         if planned != JobState.QUEUED:
             raise VoxfarmError(f"the bench's book was not planned: {planned}")

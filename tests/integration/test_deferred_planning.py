@@ -53,7 +53,7 @@ def _submit(book: Path, settings: Settings, ops: Operations, **options: object) 
 
 
 def _plan(job: str, settings: Settings, ops: Operations, holder: str = "test") -> str:
-    return plan_submitted(job, storage=ops.storage, ledger=ops.ledger, app=ops.app, settings=settings, holder=holder)
+    return plan_submitted(job, ledger=ops.ledger, app=ops.app, settings=settings, holder=holder)
 
 
 def _control_messages(ledger: Ledger) -> list[dict[str, object]]:
