@@ -28,4 +28,5 @@ def test_bench_admission_submits_admits_and_measures_a_synthetic_book(s3_env: di
     assert figures["windowed_first_cycle"] > 0 and figures["steady_admitted"] > 0
     assert figures["redis_windowed_mb"] < figures["redis_whole_book_mb"]
     assert all(figures[name] > 0 for name in ("plan_s", "submit_s", "whole_book_segments_per_s"))
+    assert figures["submit_command_s"] > 0 and figures["planning_cycles"] > 0
     assert "admission, whole book in one cycle" in result.stdout
