@@ -236,6 +236,9 @@ def resume(args: argparse.Namespace, settings: Settings) -> int:
     result = _operations(settings).resume(args.job, force=args.force)
     if args.json:
         print_json(result.__dict__)
+    elif result.planning:
+        rebuilt = " (ledger rebuilt)" if result.rebuilt else ""
+        print(f"{result.job}: not planned yet; handed to the control service to plan{rebuilt}")
     else:
         print(
             f"{result.job}: {result.stored}/{result.total} segments stored, {result.enqueued} to dispatch again, "
