@@ -31,7 +31,7 @@ import redis
 from celery import Celery
 from pydantic import ValidationError
 
-from producer.request import Submission, check_request, load_request, store_request
+from producer.request import Submission, check_request, load_request, request_path, store_request
 from producer.submit import (
     DEFAULT_TENANT,
     Lane,
@@ -219,6 +219,4 @@ def planning_locked(ledger: Ledger, job: str) -> bool:
 
 def is_unplanned(storage: Storage, job: str) -> bool:
     """A stored request with no plan yet: submitted for the control plane to plan."""
-    from producer.request import request_path
-
     return not storage.exists(plan_path(job)) and storage.exists(request_path(job))

@@ -5,9 +5,9 @@ check the options first: an unknown voice or an unreadable lexicon fails in
 a second. Planning (normalising and phonemising every sentence) is the slow
 part, about half a millisecond a sentence, so a large book is not planned
 by the command: it stores this request and the control plane plans it
-(``producer/deferred.py``). Both ways plan with ``plan_request`` from the
-same request, and the job id is a digest of the request, so a job's plan and
-id do not depend on where it was planned.
+(``producer/deferred.py``). Both ways plan with ``check_request(...).plan()``
+from the same request, and the job id is a digest of the request, so a
+job's plan and id do not depend on where it was planned.
 """
 
 from __future__ import annotations
@@ -218,7 +218,9 @@ def check_request(
         voice=voice,
         params=params,
         policy=BucketPolicy.from_edges(request.bucket_edges),
-        job=check_job_id(request.job) if request.job else request_job_id(request, voice.checksum),
+        job=check_job_id(request.job)
+        if request.job
+        else request_job_id(request.model_copy(update={"engine": engine}), voice.checksum),
         max_chars=request.max_chars,
         speak_titles=request.speak_titles,
         lexicon=Lexicon.parse(request.lexicon, source=request.lexicon_where) if request.lexicon is not None else None,
@@ -253,9 +255,10 @@ def assembly_options(settings: Settings, **overrides: Any) -> AssemblyOptions:
 def request_job_id(request: PlanRequest, checksum: str) -> str:
     """Readable and deterministic: the same book, voice and settings give the same job id.
 
-    Assembly options are left out: a job rendered again as MP3 instead of FLAC is the same job.
+    Left out: the assembly options (a job rendered again as MP3 instead of FLAC is the same job) and where
+    the cast and lexicon files were read from (their contents count).
     """
-    document = request.model_dump_json(exclude={"assembly", "max_chars", "job"})
+    document = request.model_dump_json(exclude={"assembly", "max_chars", "job", "cast_where", "lexicon_where"})
     digest = hashlib.sha256(f"{document}\0{checksum}".encode()).hexdigest()[:10]
     return f"{slugify(request.book.title, 40)}-{digest}"
 
