@@ -1,8 +1,8 @@
 """`voxfarm cast BOOK`: the characters a book's dialogue names, and a starting cast file.
 
-Also where `plan`, `render` and `submit` load ``--cast FILE`` (or a preset
-given as ``--voice``): every voice is resolved there, before anything is
-planned or queued.
+Also where a submission's cast is loaded (``--cast FILE``, or a preset given
+as ``--voice``; ``producer/request.py``): every voice is resolved there,
+before anything is planned or queued.
 """
 
 from __future__ import annotations
@@ -31,13 +31,6 @@ def presets_for(settings: Settings, storage: Storage | None) -> PresetRegistry:
     # Without configured storage, presets live where `voxfarm voices add` and the local farm keep them.
     opened = optional_storage(settings, storage) or Storage.from_settings(settings)
     return PresetRegistry(VoiceRegistry(settings.voices_dir, opened, settings.effective_cache_dir))
-
-
-def load_cast(args: argparse.Namespace, settings: Settings, storage: Storage | None) -> Cast | None:
-    """The cast of ``--cast FILE``, or of a preset named by ``--voice``; None for a plain voice."""
-    path: Path | None = getattr(args, "cast", None)
-    file = cast_file_of(path, args.voice)
-    return cast_of(file, str(path), args.voice or settings.voice, args.engine, settings=settings, storage=storage)
 
 
 def cast_file_of(path: Path | None, voice: str | None) -> CastFile | None:

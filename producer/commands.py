@@ -26,7 +26,6 @@ from shared.voices import VoiceRegistry
 
 if TYPE_CHECKING:
     from producer.operations import Operations
-    from producer.request import Submission
 
 
 def _storage(settings: Settings) -> Storage:
@@ -43,16 +42,10 @@ def _plan_with_cover(
     args: argparse.Namespace, settings: Settings, storage: Storage | None
 ) -> tuple[JobPlan, bytes | None]:
     """The job plan and the book's cover image, which submit stores where the plan says."""
-    submission = _submission(args, settings, storage)
+    from producer.request import submission_from_args
+
+    submission = submission_from_args(args, settings, storage)
     return submission.plan(), submission.cover
-
-
-def _submission(args: argparse.Namespace, settings: Settings, storage: Storage | None) -> Submission:
-    """The book read and every option checked: what can fail in a second, before any phonemising."""
-    from producer.request import check_request, request_from_args
-
-    request, cover = request_from_args(args, settings)
-    return check_request(request, settings, storage, cover)
 
 
 def plan(args: argparse.Namespace, settings: Settings) -> int:
@@ -78,16 +71,22 @@ def plan(args: argparse.Namespace, settings: Settings) -> int:
 
 def _submit(args: argparse.Namespace, settings: Settings, storage: Storage, ledger: Ledger) -> SubmitResult:
     """Plan a small book here; leave a large one to the control service (``producer/deferred.py``)."""
-    from producer.deferred import submit_request
+    from producer.deferred import submit_book
+    from producer.request import submission_from_args
 
-    submission = _submission(args, settings, storage)
-    app = create_app(settings)
     priority = args.priority if isinstance(args.priority, int) else 50
     lane = args.lane or (args.priority if isinstance(args.priority, str) else "bulk")
-    scheduling: dict[str, Any] = {"tenant": args.tenant, "priority": priority, "lane": lane}
-    if submission.request.book.chars > settings.plan_inline_chars:
-        return submit_request(submission, storage=storage, ledger=ledger, app=app, **scheduling)
-    return submit_plan(submission.plan(), storage=storage, ledger=ledger, app=app, cover=submission.cover, **scheduling)
+    result, _ = submit_book(
+        submission_from_args(args, settings, storage),
+        storage=storage,
+        ledger=ledger,
+        app=create_app(settings),
+        inline_chars=settings.plan_inline_chars,
+        tenant=args.tenant,
+        priority=priority,
+        lane=lane,
+    )
+    return result
 
 
 def submit(args: argparse.Namespace, settings: Settings) -> int:

@@ -26,12 +26,13 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from celery import Celery
 from pydantic import ValidationError
 
-from producer.request import Submission, check_request, load_request, request_path, store_request
+from producer.request import PlanRequest, Submission, check_request, load_request, request_path, store_request
 from producer.submit import (
     DEFAULT_TENANT,
     Lane,
@@ -42,6 +43,7 @@ from producer.submit import (
     record_submission,
     send_assembly,
     store_and_compare,
+    submit_plan,
     update_submission,
     wake_dispatcher,
 )
@@ -76,32 +78,52 @@ def submit_request(
     job = submission.job
     if not replace:
         check_not_live(ledger, job)
-    request = submission.request.model_copy(update={"job": job})
     cover = submission.plan_cover()
     if cover is not None and submission.cover:
         storage.put_bytes(cover, submission.cover, "application/octet-stream")
     # A finished job submitted again is planned afresh: a stale plan or manifest would say it is planned.
     for stale in (plan_path(job), manifest_path(job)):
         storage.delete(stale)
-    store_request(storage, request)
+    store_request(storage, submission.request)
     scheduling: dict[str, str | int] = {"tenant": tenant, "priority": priority, "lane": lane}
     record_submission(storage, job, 0, scheduling)
-    ledger.register_planning(job, meta=planning_meta(submission, **scheduling))
+    ledger.register_planning(job, meta=planning_meta(submission.request, **scheduling))
     send_planning(app, job)
     return SubmitResult(job, 0, 0, 0, False, planning=True)
 
 
-def planning_meta(submission: Submission, **scheduling: str | int | float) -> dict[str, str | int | float]:
-    """What the ledger shows of a job before it is planned."""
-    book = submission.request.book
+def planning_meta(request: PlanRequest, **extra: str | int | float) -> dict[str, str | int | float]:
+    """What the ledger shows of a job before it is planned (planning adds the rest: ``ledger_meta``)."""
+    book = request.book
     return {
         "title": book.title[:200],
-        "voice": submission.request.voice,
-        "engine": submission.options.engine,
+        "voice": request.voice,
         "chapters": len(book.chapters),
         "chars": book.chars,
-        **scheduling,
+        **extra,
     }
+
+
+def submit_book(
+    submission: Submission,
+    *,
+    storage: Storage,
+    ledger: Ledger,
+    app: Celery,
+    inline_chars: int,
+    lane: Lane = "bulk",
+    tenant: str = DEFAULT_TENANT,
+    priority: int = 50,
+) -> tuple[SubmitResult, int]:
+    """Plan a book of up to ``inline_chars`` characters here and submit its plan; leave a longer one to the
+    control plane. Returns the result and the book's chapters (planned ones, for a book planned here)."""
+    scheduling: dict[str, Any] = {"tenant": tenant, "priority": priority, "lane": lane}
+    if submission.request.book.chars > inline_chars:
+        result = submit_request(submission, storage=storage, ledger=ledger, app=app, **scheduling)
+        return result, len(submission.request.book.chapters)
+    plan = submission.plan()
+    result = submit_plan(plan, storage=storage, ledger=ledger, app=app, cover=submission.cover, **scheduling)
+    return result, len(plan.chapters)
 
 
 def send_planning(app: Celery, job: str) -> None:

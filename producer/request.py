@@ -112,7 +112,7 @@ class PlanRequest(_Frozen):
 
 @dataclass(frozen=True)
 class Submission:
-    """A checked request: its job id, and the book and options that plan it."""
+    """A checked request (its job id filled in), and the book and options that plan it."""
 
     request: PlanRequest
     book: Book
@@ -121,17 +121,15 @@ class Submission:
 
     @property
     def job(self) -> str:
-        assert self.options.job is not None
-        return self.options.job
+        assert self.request.job is not None
+        return self.request.job
 
     def plan(self) -> JobPlan:
-        plan = plan_book(self.book, self.options)
-        if plan.cover is None and self.request.book.cover_type:  # planned without the bytes, stored at submit
-            plan = plan.model_copy(update={"cover": cover_path(plan.job, self.request.book.cover_type)})
-        return plan
+        # The cover's place comes from the request: the control plane plans without the bytes, stored at submit.
+        return plan_book(self.book, self.options).model_copy(update={"cover": self.plan_cover()})
 
     def plan_cover(self) -> str | None:
-        """Where the plan will say the cover is (stored at submission, before a deferred plan exists)."""
+        """Where the plan says the cover is."""
         cover_type = self.request.book.cover_type
         return cover_path(self.job, cover_type) if cover_type else None
 
@@ -139,6 +137,12 @@ class Submission:
         """The same submission under another id (the HTTP API scopes ids to the tenant)."""
         request = self.request.model_copy(update={"job": check_job_id(job)})
         return replace(self, request=request, options=replace(self.options, job=job))
+
+
+def submission_from_args(args: argparse.Namespace, settings: Settings, storage: Storage | None) -> Submission:
+    """The book read and every option checked: what can fail in a second, before any phonemising."""
+    request, cover = request_from_args(args, settings)
+    return check_request(request, settings, storage, cover)
 
 
 def request_from_args(args: argparse.Namespace, settings: Settings) -> tuple[PlanRequest, bytes | None]:
@@ -159,9 +163,9 @@ def request_from_args(args: argparse.Namespace, settings: Settings) -> tuple[Pla
         voice=args.voice or settings.voice,
         engine=args.engine or "",
         cast=cast,
-        cast_where=str(cast_path),
+        cast_where=str(cast_path) if cast_path else "--cast",
         lexicon=lexicon,
-        lexicon_where=str(args.lexicon),
+        lexicon_where=str(args.lexicon) if args.lexicon else "lexicon",
         length_scale=args.length_scale,
         noise_scale=args.noise_scale,
         noise_w=args.noise_w,
@@ -218,9 +222,7 @@ def check_request(
         voice=voice,
         params=params,
         policy=BucketPolicy.from_edges(request.bucket_edges),
-        job=check_job_id(request.job)
-        if request.job
-        else request_job_id(request.model_copy(update={"engine": engine}), voice.checksum),
+        job=check_job_id(request.job) if request.job else request_job_id(request, engine, voice.checksum),
         max_chars=request.max_chars,
         speak_titles=request.speak_titles,
         lexicon=Lexicon.parse(request.lexicon, source=request.lexicon_where) if request.lexicon is not None else None,
@@ -228,7 +230,7 @@ def check_request(
         assembly=request.assembly,
     )
     check_plannable(book, options)
-    return Submission(request, replace(book, cover=cover), options, cover)
+    return Submission(request.model_copy(update={"job": options.job}), replace(book, cover=cover), options, cover)
 
 
 def assembly_options(settings: Settings, **overrides: Any) -> AssemblyOptions:
@@ -252,12 +254,14 @@ def assembly_options(settings: Settings, **overrides: Any) -> AssemblyOptions:
         raise BadInputError(f"invalid assembly options: {exc}") from exc
 
 
-def request_job_id(request: PlanRequest, checksum: str) -> str:
-    """Readable and deterministic: the same book, voice and settings give the same job id.
+def request_job_id(request: PlanRequest, engine: str, checksum: str) -> str:
+    """Readable and deterministic: the same book, voice (``checksum``), engine and settings give the same job id.
 
-    Left out: the assembly options (a job rendered again as MP3 instead of FLAC is the same job) and where
-    the cast and lexicon files were read from (their contents count).
+    Left out: the assembly options (a job rendered again as MP3 instead of FLAC is the same job), where the
+    cast and lexicon files were read from (their contents count), and whether the engine was named or the
+    default (``engine`` is the one resolved).
     """
+    request = request.model_copy(update={"engine": engine})
     document = request.model_dump_json(exclude={"assembly", "max_chars", "job", "cast_where", "lexicon_where"})
     digest = hashlib.sha256(f"{document}\0{checksum}".encode()).hexdigest()[:10]
     return f"{slugify(request.book.title, 40)}-{digest}"

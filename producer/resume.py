@@ -23,7 +23,7 @@ import redis
 from celery import Celery
 
 from producer.assemble import load_plan
-from producer.deferred import is_unplanned, planning_locked, send_planning
+from producer.deferred import is_unplanned, planning_locked, planning_meta, send_planning
 from producer.request import REQUEST_FILE, load_request
 from producer.submit import (
     group_by_key,
@@ -157,10 +157,8 @@ def resume_planning(job: str, *, storage: Storage, ledger: Ledger, app: Celery, 
     submission = read_submission(storage, job)
     rebuilt = not ledger.exists(job)
     if rebuilt:
-        request = load_request(storage, job)
         scheduling = {k: v for k, v in submission.items() if k in ("tenant", "priority", "lane")}
-        meta = {"title": request.book.title[:200], "voice": request.voice, "rebuilt": 1, **scheduling}
-        ledger.register_planning(job, meta=meta)
+        ledger.register_planning(job, meta=planning_meta(load_request(storage, job), rebuilt=1, **scheduling))
     state = ledger.status(job).state
     if state == JobState.CANCELLED or submission.get("cancelled"):
         if rebuilt:

@@ -262,9 +262,7 @@ class Ledger:
         if total == 0:
             self.redis.hset(meta_key, "state", JobState.ASSEMBLING.value)
             return MarkResult(True, 0, 0, 0, True)
-        if reused_list:
-            return self.mark_done(job, reused_list)
-        return MarkResult(True, 0, 0, total, False)
+        return self._mark_reused(job, reused_list, total)
 
     def register_planning(self, job: str, *, meta: Mapping[str, str | int | float]) -> None:
         """(Re)create a job that is still to be planned: listed and operable, but not dispatched."""
@@ -311,9 +309,11 @@ class Ledger:
             raise BrokerError(f"cannot write the job ledger: {exc}") from exc
         if not planned:
             return None
-        if reused_list:
-            return self.mark_done(job, reused_list)
-        return MarkResult(True, 0, 0, total, False)
+        return self._mark_reused(job, reused_list, total)
+
+    def _mark_reused(self, job: str, reused: list[int], total: int) -> MarkResult:
+        """Mark the segments a new job found stored; the mark that completes it says so."""
+        return self.mark_done(job, reused) if reused else MarkResult(True, 0, 0, total, False)
 
     def record_sent(self, job: str, indexes: Iterable[int]) -> None:
         sent_key = _keys(job)[3]

@@ -19,14 +19,14 @@ from typing import Any
 
 from producer.assemble import load_plan
 from producer.operations import Operations
-from producer.submit import SubmitResult, submit_plan
+from producer.submit import SubmitResult
 from producer.tenants import Tenant
 from producer.tokens import TokenStore
 from shared.errors import NotFoundError
 from shared.keys import job_dir, manifest_path
 from shared.ledger import JobState, JobStatus
 from shared.names import check_job_id, slugify
-from shared.schema import JobPlan, Manifest
+from shared.schema import Manifest
 from shared.settings import Settings
 from shared.voices import VoiceRegistry
 
@@ -193,40 +193,24 @@ class Farm:
 
         Returns the result and the chapters the book has; a large book is planned by the control service.
         """
-        from producer.commands import _submission
-        from producer.deferred import submit_request
+        from producer.deferred import submit_book
+        from producer.request import submission_from_args
 
         args = argparse.Namespace(book=book, **options)
         ops = self.operations
-        submission = _submission(args, self.settings, ops.storage)
+        submission = submission_from_args(args, self.settings, ops.storage)
         submission = submission.with_job(check_job_id(job) if job else scoped_job_id(tenant, submission.job))
-        if submission.request.book.chars <= self.settings.plan_inline_chars:
-            plan = submission.plan()
-            return self.submit_plan(tenant, plan, cover=submission.cover, priority=priority, lane=lane), len(
-                plan.chapters
-            )
         if ops.ledger.exists(submission.job):
-            self.status(tenant, submission.job)  # never touch another tenant's job
-        result = submit_request(
-            submission, storage=ops.storage, ledger=ops.ledger, app=ops.app, tenant=tenant, priority=priority, lane=lane
-        )
-        return result, len(submission.request.book.chapters)
-
-    def submit_plan(
-        self, tenant: str, plan: JobPlan, *, cover: bytes | None = None, priority: int = 50, lane: str = "bulk"
-    ) -> SubmitResult:
-        ops = self.operations
-        if ops.ledger.exists(plan.job):
-            self.status(tenant, plan.job)  # scoped ids make a clash impossible; never touch another tenant's job
-        return submit_plan(
-            plan,
+            self.status(tenant, submission.job)  # scoped ids make a clash impossible; never touch another tenant's job
+        return submit_book(
+            submission,
             storage=ops.storage,
             ledger=ops.ledger,
             app=ops.app,
+            inline_chars=self.settings.plan_inline_chars,
             tenant=tenant,
             priority=priority,
             lane=lane,
-            cover=cover,
         )
 
     def pause(self, tenant: str, job: str) -> JobStatus:

@@ -45,7 +45,7 @@ from producer.assemble import load_plan
 from producer.deferred import plan_submitted, submit_request
 from producer.dispatcher import Dispatcher
 from producer.embedded import LocalRedis
-from producer.request import REQUEST_FILE, check_request, request_from_args
+from producer.request import REQUEST_FILE, submission_from_args
 from producer.submit import SUBMISSION_FILE, submit_plan
 from shared.celery_app import create_app
 from shared.errors import VoxfarmError
@@ -136,8 +136,7 @@ def _measure(options: AdmissionOptions, settings: Settings, storage: Storage, wo
         baseline = used_memory(client)
         # `voxfarm submit BOOK` of a large book: read and check it, store the request, register it.
         started = time.perf_counter()
-        request, _ = request_from_args(submit_args(book), settings)
-        submission = check_request(request, settings, storage)
+        submission = submission_from_args(submit_args(book), settings, storage)
         job = submit_request(submission, storage=storage, ledger=ledger, app=app).job
         command_s = time.perf_counter() - started
         # The control plane's half: phonemise, store the plan, find what is stored, hand the job on; meanwhile
@@ -216,8 +215,8 @@ def _measure(options: AdmissionOptions, settings: Settings, storage: Storage, wo
 def _planned_job(work: Path, count: int, *, settings: Settings, storage: Storage, ledger: Ledger, app: Celery) -> str:
     """A second book of ``count`` utterances, planned and handed to the dispatcher."""
     book = synthetic_utterances(work / f"other-{count}.jsonl", count)
-    request, _ = request_from_args(submit_args(book), settings)
-    job = submit_request(check_request(request, settings, storage), storage=storage, ledger=ledger, app=app).job
+    submission = submission_from_args(submit_args(book), settings, storage)
+    job = submit_request(submission, storage=storage, ledger=ledger, app=app).job
     plan_submitted(job, ledger=ledger, app=app, settings=settings, holder="bench-other")
     return job
 

@@ -20,7 +20,7 @@ from producer.api.models import BookOptions
 from producer.assemble import load_plan
 from producer.deferred import plan_submitted, submit_request
 from producer.operations import Operations
-from producer.request import Submission, check_request, load_request, request_from_args, store_request
+from producer.request import Submission, load_request, store_request, submission_from_args
 from producer.resume import Reconciler, resume_job, unfinished_jobs_in_storage
 from shared.buckets import CONTROL_QUEUE
 from shared.errors import BadInputError
@@ -43,8 +43,7 @@ def ops(settings: Settings) -> Operations:
 
 def _submission(book: Path, settings: Settings, ops: Operations, **options: object) -> Submission:
     args = argparse.Namespace(book=book, **{**BookOptions().planner_options(), **options})
-    request, cover = request_from_args(args, settings)
-    return check_request(request, settings, ops.storage, cover)
+    return submission_from_args(args, settings, ops.storage)
 
 
 def _submit(book: Path, settings: Settings, ops: Operations, **options: object) -> str:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from producer.api.models import BookOptions
-from producer.request import PlanRequest, Submission, check_request, request_from_args
+from producer.request import PlanRequest, Submission, check_request, submission_from_args
 from shared.settings import load_settings
 from tests.support.books import write_book
 
@@ -14,8 +14,7 @@ from tests.support.books import write_book
 def _submission(book: Path, **options: object) -> Submission:
     settings = load_settings()
     args = argparse.Namespace(book=book, **{**BookOptions().planner_options(), **options})
-    request, cover = request_from_args(args, settings)
-    return check_request(request, settings, None, cover)
+    return submission_from_args(args, settings, None)
 
 
 def test_the_job_id_follows_what_is_read_not_where_files_lie_or_how_the_book_is_packaged(tmp_path: Path) -> None:
