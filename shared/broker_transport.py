@@ -6,12 +6,20 @@ exception stops the worker's consumer: one LPUSH of garbage takes down every
 worker on that queue. This transport moves such an entry to the dead-letter
 list ``voxfarm.dead`` with the reason, and goes on consuming.
 
+An entry is read only if it is a kombu envelope whose body decodes and
+whose Celery headers have the types Celery parses without checking
+(``readable_envelope``); anything that still fails while it is delivered is
+acknowledged and dead-lettered the same way, so no entry can stop a
+consumer, and none can come back to stop the next one.
+
 Only ``Channel._brpop_read`` is replaced (the path consumers take); it
-mirrors kombu 5.5-5.7's method with the decode step guarded.
+mirrors kombu 5.5-5.7's method with the decode and delivery steps guarded.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 from queue import Empty
 from typing import Any
@@ -29,19 +37,55 @@ _ENVELOPE_KEYS = ("body", "headers", "properties")
 
 
 def readable_envelope(item: bytes | str) -> dict[str, Any] | None:
-    """The decoded kombu envelope, or None when the entry is not one."""
+    """The decoded kombu envelope, or None when the entry is not one Celery can take apart."""
     try:
         message = loads(bytes_to_str(item))
     except (ValueError, TypeError, UnicodeDecodeError):
         return None
     if not isinstance(message, dict) or not all(key in message for key in _ENVELOPE_KEYS):
         return None
-    properties = message["properties"]
-    if not isinstance(properties, dict) or not isinstance(message["headers"], dict):
+    properties, headers = message["properties"], message["headers"]
+    if not isinstance(properties, dict) or not isinstance(headers, dict):
         return None
-    if "delivery_tag" not in properties or not isinstance(properties.get("delivery_info", {}), dict):
+    if not isinstance(properties.get("delivery_tag"), str) or not isinstance(properties.get("delivery_info", {}), dict):
+        return None
+    if not _body_decodes(message["body"], properties.get("body_encoding")) or not _celery_headers(headers):
         return None
     return message
+
+
+def _body_decodes(body: Any, encoding: Any) -> bool:
+    if encoding is None:
+        return isinstance(body, str)
+    if encoding != "base64" or not isinstance(body, str):
+        return False
+    try:
+        base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
+
+
+def _celery_headers(headers: dict[str, Any]) -> bool:
+    """The header fields Celery's worker reads with no check of their type (a task message's, when present)."""
+    if "task" not in headers:
+        return True  # not a Celery task message: kombu's own consumers read it
+    if not isinstance(headers["task"], str) or not isinstance(headers.get("id"), str):
+        return False
+    if not isinstance(headers.get("retries", 0), int) or isinstance(headers.get("retries"), bool):
+        return False
+    timelimit = headers.get("timelimit")
+    if timelimit is not None and not (
+        isinstance(timelimit, list | tuple)
+        and len(timelimit) == 2
+        and all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in timelimit)
+    ):
+        return False
+    if not all(headers.get(name) is None or isinstance(headers[name], str) for name in ("eta", "expires")):
+        return False
+    return (headers.get("stamped_headers") is None or isinstance(headers["stamped_headers"], list)) and (
+        headers.get("stamps") is None or isinstance(headers["stamps"], dict)
+    )
 
 
 class Channel(kombu_redis.Channel):
@@ -59,9 +103,15 @@ class Channel(kombu_redis.Channel):
             self._queue_cycle.rotate(dest)
             message = readable_envelope(item)
             if message is None:
-                self._dead_letter(dest, item)
+                self._dead_letter(dest, item, "not a kombu JSON envelope with a readable body and Celery headers")
                 raise Empty()
-            self.connection._deliver(message, dest)
+            try:
+                self.connection._deliver(message, dest)
+            except Exception as exc:  # noqa: BLE001 - whatever the entry is, it must not stop the consumer
+                # Acknowledged, so that it does not come back to stop the next consumer too.
+                self.qos.ack(message["properties"]["delivery_tag"])
+                self._dead_letter(dest, item, f"delivery failed: {type(exc).__name__}: {exc}")
+                raise Empty() from None
             return True
         finally:
             self._in_poll = None  # type: ignore[assignment]
@@ -69,14 +119,14 @@ class Channel(kombu_redis.Channel):
             if flush is not None:
                 flush()
 
-    def _dead_letter(self, queue: str, item: bytes | str) -> None:
+    def _dead_letter(self, queue: str, item: bytes | str, why: str) -> None:
         raw = item if isinstance(item, str) else item.decode("utf-8", "replace")
-        log.error("moved an unreadable message from %s to %s", queue, DEAD_LETTER_QUEUE)
+        log.error("moved an unreadable message from %s to %s: %s", queue, DEAD_LETTER_QUEUE, why)
         try:
             with self.conn_or_acquire() as client:
                 push_dead_letter(
                     client,
-                    reason=f"unreadable broker message on {queue}: not a kombu JSON envelope",
+                    reason=f"unreadable broker message on {queue}: {why}",
                     segment=raw,
                     attempts=0,
                     worker="broker-transport",

@@ -20,12 +20,12 @@ from typing import Any, TypeVar
 
 import redis
 from celery import Celery, Task
-from celery.exceptions import Reject
+from celery.exceptions import Reject, Retry
 
 from shared.buckets import CONTROL_QUEUE
 from shared.celery_app import ASSEMBLE_TASK
 from shared.dead_letters import push_dead_letter
-from shared.errors import BadInputError, BrokerError, RetryableError, StorageError, WorkerFaultError
+from shared.errors import BadInputError, BrokerError, StorageError, VoxfarmError, WorkerFaultError
 from shared.keys import segment_path
 from shared.ledger import Ledger
 from shared.process_global import ProcessGlobal
@@ -85,10 +85,30 @@ class WorkerRuntime:
         return {"status": "unit", "segments": len(payloads)}
 
     def _handle_all(self, task: Task, payloads: list[Any]) -> list[dict[str, Any]]:
-        """Handle a message's segments; raises Celery's retry or Reject once what was stored is marked done."""
+        """Handle a message's segments; raises Celery's retry or Reject once what was stored is marked done.
+
+        Nothing else leaves: Celery acknowledges a message whose handler raised, so an error of storage or
+        Redis past their short retries, or a bug, is judged per segment like a failed synthesis (a retry of
+        the message, or the segment given up and reported) instead of dropping the message.
+        """
         attempts = int(task.request.retries or 0) + 1
         results: list[dict[str, Any]] = [{} for _ in payloads]
         live = self._accept(payloads, attempts, results)
+        try:
+            return self._handle_live(task, live, attempts, results)
+        except (Retry, Reject):
+            raise
+        except Exception as exc:
+            log.error("a message of %d segments failed: %s", len(live), exc, exc_info=not isinstance(exc, VoxfarmError))
+            later: list[_RetryLater] = []
+            for position, segment in live:
+                results[position] = self._failed(segment, exc, attempts, later)
+            self._retry_later(task, later)
+            return results
+
+    def _handle_live(
+        self, task: Task, live: list[tuple[int, SegmentTask]], attempts: int, results: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         with COSTS.part("storage"):
             paths = [segment_path(segment.voice, segment.key) for _, segment in live]
             present = _with_retries(lambda: self.storage.exists_many(paths), StorageError) if paths else []
@@ -102,7 +122,6 @@ class WorkerRuntime:
                 missing.append((position, segment))
         later: list[_RetryLater] = []
         handed: list[WorkerFaultError] = []
-        unexpected: list[BaseException] = []
         outcomes = self._render([segment for _, segment in missing])
         for (position, segment), outcome in zip(missing, outcomes, strict=True):
             if isinstance(outcome, StoredSegment):
@@ -110,19 +129,21 @@ class WorkerRuntime:
                 results[position] = {"status": "rendered", "key": segment.key}
             elif isinstance(outcome, WorkerFaultError):
                 results[position] = self._hand_on(segment, outcome, attempts, handed)
-            elif isinstance(outcome, BadInputError | RetryableError | RuntimeError | FutureTimeout):
-                results[position] = self._failed(segment, outcome, attempts, later)
             else:
-                unexpected.append(outcome)
+                if not isinstance(outcome, VoxfarmError | RuntimeError | FutureTimeout):
+                    log.error("segment %s failed unexpectedly", segment.indexes[0], exc_info=outcome)
+                results[position] = self._failed(segment, outcome, attempts, later)
         self._complete(done)
-        if unexpected:
-            raise unexpected[0]
         if handed:
             raise Reject(str(handed[0]), requeue=True) from handed[0]
+        self._retry_later(task, later)
+        return results
+
+    @staticmethod
+    def _retry_later(task: Task, later: list[_RetryLater]) -> None:
         if later:
             first = min(later, key=lambda exc: exc.countdown)
             raise task.retry(exc=first.cause, countdown=first.countdown, max_retries=None) from first.cause
-        return results
 
     def _accept(
         self, payloads: list[Any], attempts: int, results: list[dict[str, Any]]
@@ -257,6 +278,11 @@ class WorkerRuntime:
             raise BadInputError(
                 f"message for {segment.engine}/{served} reached a {self.identity.engine}/"
                 f"{self.identity.voice} worker; check the queue routing"
+            )
+        if len(segment.ids) > self.batcher.edges[-1]:
+            raise BadInputError(
+                f"a segment of {len(segment.ids)} tokens is longer than this worker's largest bucket "
+                f"({self.batcher.edges[-1]}); check that producers and workers share VOXFARM_BUCKET_EDGES"
             )
 
     def _complete(self, stored: list[tuple[SegmentTask, str]]) -> None:

@@ -20,7 +20,7 @@ from shared.dead_letters import list_dead_letters
 from tests.support.books import write_book
 from tests.support.logs import JSON_LOGS, stored_keys
 from tests.support.processes import FarmProcesses, wait_for_state
-from tests.support.raw_messages import celery_body, envelope, pickle_body, push
+from tests.support.raw_messages import celery_body, envelope, pickle_body, push, tampered
 
 QUEUE = queue_name("piper-onnx.en_US-joe-medium", 64)
 
@@ -66,6 +66,18 @@ CASES: dict[str, tuple[bytes, str]] = {
 }
 
 
+UNREADABLE_ENVELOPES: dict[str, tuple[str, str, Any]] = {
+    # Each passed kombu's JSON decoding; each crashed the consumer, and those already taken as unacked came back
+    # to crash the next worker too.
+    "a body that is not base64": ("", "body", "!!! not base64 !!!"),
+    "an unknown body encoding": ("properties", "body_encoding", "rot13"),
+    "no delivery tag": ("properties", "delivery_tag", None),
+    "a time limit that is not numbers": ("headers", "timelimit", "x"),
+    "stamped headers that are not a list": ("headers", "stamped_headers", 5),
+    "retries that are not a number": ("headers", "retries", "abc"),
+}
+
+
 @pytest.fixture
 def broker(farm_env: dict[str, str]) -> redis.Redis:
     return redis.Redis.from_url(farm_env["VOXFARM_REDIS_URL"])
@@ -82,8 +94,12 @@ def test_hostile_messages_are_dead_lettered_with_a_reason_and_the_worker_keeps_w
     push(broker, QUEUE, b"\x00\xffnot json at all")
     push(broker, QUEUE, envelope(b"{not json", queue=QUEUE))
     push(broker, QUEUE, envelope(celery_body({"segment": valid_segment()}), queue=QUEUE, task="os.system"))
+    for part, field, value in UNREADABLE_ENVELOPES.values():
+        valid = envelope(celery_body({"segment": valid_segment()}), queue=QUEUE)
+        push(broker, QUEUE, tampered(valid, part, field, value))
 
-    expected_letters = len(CASES) + 1  # and the raw bytes that are not a broker message at all
+    # And the raw bytes that are not a broker message at all.
+    expected_letters = len(CASES) + len(UNREADABLE_ENVELOPES) + 1
     deadline = time.monotonic() + 60
     while len(list_dead_letters(broker, 1000)) < expected_letters and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -91,7 +107,8 @@ def test_hostile_messages_are_dead_lettered_with_a_reason_and_the_worker_keeps_w
     reasons = [entry["reason"] for entry in letters]
     for name, (_body, expected) in CASES.items():
         assert any(expected.lower() in reason.lower() for reason in reasons), (name, reasons)
-    assert any("unreadable broker message" in reason for reason in reasons)
+    unreadable = [reason for reason in reasons if "unreadable broker message" in reason]
+    assert len(unreadable) == len(UNREADABLE_ENVELOPES) + 1, reasons
     assert len(letters) == expected_letters
 
     # Celery itself refuses pickle, undecodable bodies and unknown tasks, and says so in the log.

@@ -54,6 +54,13 @@ def envelope(
     return json.dumps(document).encode()
 
 
+def tampered(raw: bytes, part: str, field: str, value: Any) -> bytes:
+    """``raw`` (an ``envelope``) with one field of its ``part`` ("properties", "headers" or "" for the top) changed."""
+    document = json.loads(raw)
+    (document[part] if part else document)[field] = value
+    return json.dumps(document).encode()
+
+
 def celery_body(kwargs: dict[str, Any], args: list[Any] | None = None) -> bytes:
     return json.dumps(
         [args or [], kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
