@@ -303,13 +303,7 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
 def jobs(args: argparse.Namespace, settings: Settings) -> int:
     ledger = Ledger.from_settings(settings)
     ledger.ping()
-    found = []
-    for job in ledger.jobs():
-        try:
-            found.append(ledger.status(job))
-        except NotFoundError:
-            continue  # finished jobs expire from the ledger; their output stays in storage
-    found.sort(key=lambda s: s.created_at, reverse=True)
+    found = ledger.all_statuses()  # finished jobs expire from the ledger; their output stays in storage
     if args.json:
         print_json([s.as_dict() for s in found])
         return 0

@@ -13,8 +13,9 @@ cancel or priority. Each takes effect within one dispatch cycle.
   acknowledged unrendered; stored audio stays (a resubmission reuses it).
 - ``set_priority``: 0-100, higher first; the dispatcher re-ranks next cycle.
 
-Bad input (an unknown job, a priority out of range, an operation on a job
-that is finished) raises a BadInputError: exit code 2 on the command line.
+Bad input (an unknown job, a priority out of range) raises a BadInputError,
+an operation on a job whose state forbids it (one that is finished) a
+ConflictError, its subclass: exit code 2 on the command line, 409 over HTTP.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from producer.resume import ResumeResult, resume_job
 from producer.submit import check_priority, update_submission, wake_dispatcher
 from producer.tenants import Tenant, ensure_tenants, set_tenant
 from shared.celery_app import create_app
-from shared.errors import BadInputError, NotFoundError
+from shared.errors import ConflictError, NotFoundError
 from shared.ledger import JobState, JobStatus, Ledger
 from shared.names import check_job_id
 from shared.settings import Settings
@@ -67,7 +68,7 @@ class Operations:
             return current
         moved, previous = self.ledger.transition(job, to, allowed)
         if not moved:
-            raise BadInputError(f"cannot {verb} job {job}: it is {previous or current.state}")
+            raise ConflictError(f"cannot {verb} job {job}: it is {previous or current.state}")
         wake_dispatcher(self.ledger)
         return self.ledger.status(job)
 
@@ -91,7 +92,7 @@ class Operations:
         check_priority(priority)
         current = self.status(job)
         if current.state not in _LIVE:
-            raise BadInputError(f"cannot change the priority of job {job}: it is {current.state}")
+            raise ConflictError(f"cannot change the priority of job {job}: it is {current.state}")
         self.ledger.set_meta(job, priority=priority)
         update_submission(self.storage, job, priority=priority)
         wake_dispatcher(self.ledger)

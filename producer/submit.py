@@ -24,9 +24,9 @@ from producer.fairshare import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
 from shared.buckets import CONTROL_QUEUE, interactive_queue_name, queue_name
 from shared.celery_app import ASSEMBLE_TASK, SYNTHESIZE_TASK
 from shared.engines import engine_spec
-from shared.errors import BadInputError, BrokerError, NotFoundError
+from shared.errors import BadInputError, BrokerError, ConflictError, NotFoundError
 from shared.keys import job_dir, plan_path, segment_path
-from shared.ledger import JobState, Ledger
+from shared.ledger import LIVE_STATES, Ledger
 from shared.names import check_tenant
 from shared.redis_keys import SCHED_WAKE
 from shared.schema import JobPlan, SegmentPlan, SegmentTask
@@ -121,8 +121,8 @@ def check_not_live(ledger: Ledger, job: str) -> None:
     if not ledger.exists(job):
         return
     state = ledger.status(job).state
-    if state in (JobState.PLANNING, JobState.QUEUED, JobState.RENDERING, JobState.PAUSED, JobState.ASSEMBLING):
-        raise BadInputError(
+    if state in LIVE_STATES:
+        raise ConflictError(
             f"job {job} is still {state}; follow it with `voxfarm watch {job}` "
             f"or re-enqueue what is missing with `voxfarm resume {job}`"
         )

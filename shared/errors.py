@@ -46,6 +46,10 @@ class NotFoundError(BadInputError):
     """A job, object or file that was asked for does not exist."""
 
 
+class ConflictError(BadInputError):
+    """The job's state does not allow this now: it is still running, or already finished."""
+
+
 class MessageError(BadInputError):
     """A queue message failed validation; it is dead-lettered, never retried."""
 

@@ -15,7 +15,8 @@ Keys (named in ``shared.redis_keys``: ``voxfarm:job:<id>:<part>``):
     failed   hash: segment index -> JSON {reason, attempts, at}
     sent     hash: segment index -> last enqueue time (what is in flight)
     quality  hash: segment index -> JSON {attempts, findings} of takes kept after failing the quality gate
-and ``voxfarm:jobs`` (set of known job ids).
+and ``voxfarm:jobs`` (set of known job ids), ``voxfarm:tenant:<name>:jobs`` (the ids of one tenant).
+Ids of jobs whose keys have expired are pruned from both sets when a listing finds them gone.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from typing import Any, cast
 import redis
 
 from shared.errors import BrokerError, NotFoundError
-from shared.names import check_job_id
-from shared.redis_keys import JOBS, SCHED_ACTIVE, job_key
+from shared.names import check_job_id, check_tenant
+from shared.redis_keys import JOBS, SCHED_ACTIVE, job_key, tenant_jobs_key
 from shared.settings import Settings
 
 FINISHED_TTL_S = 14 * 24 * 3600
@@ -56,6 +57,8 @@ class JobState(StrEnum):
 
 #: States in which the dispatcher still owes the job work (or may again, after a resume).
 SCHEDULED_STATES = (JobState.QUEUED, JobState.RENDERING, JobState.PAUSED)
+#: States of a job that is still under way: it is followed or resumed, never submitted over.
+LIVE_STATES = (JobState.PLANNING, JobState.QUEUED, JobState.RENDERING, JobState.PAUSED, JobState.ASSEMBLING)
 #: States no operation can change any more.
 FINAL_STATES = (JobState.DONE, JobState.CANCELLED)
 
@@ -141,6 +144,17 @@ return {state, 1}
 """
 
 
+#: Removes from the sets KEYS each job id ARGV[i] whose meta hash ARGV[i + 1] no longer exists.
+_FORGET_EXPIRED = """
+for i = 1, #ARGV, 2 do
+  if redis.call('EXISTS', ARGV[i + 1]) == 0 then
+    for _, set in ipairs(KEYS) do redis.call('SREM', set, ARGV[i]) end
+  end
+end
+return 0
+"""
+
+
 #: Moves a job to ARGV[1] if its state is one of ARGV[3..]; ARGV[2] is the time. Returns {moved(1/0), previous}.
 _TRANSITION = """
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -208,6 +222,23 @@ class JobStatus:
         }
 
 
+def _job_status(job: str, raw_meta: Mapping[bytes, bytes], done: int, raw_failed: Mapping[bytes, bytes]) -> JobStatus:
+    meta = {k.decode(): v.decode() for k, v in raw_meta.items()}
+    return JobStatus(
+        job=job,
+        state=meta.get("state", "unknown"),
+        title=meta.get("title", ""),
+        total=int(meta.get("total", 0)),
+        done=done,
+        reused=int(meta.get("reused", 0)),
+        failed={int(k): json.loads(v) for k, v in raw_failed.items()},
+        created_at=float(meta.get("created_at", 0)),
+        updated_at=float(meta.get("updated_at", 0)),
+        finished_at=float(meta.get("finished_at", 0)),
+        meta=meta,
+    )
+
+
 def _keys(job: str) -> tuple[str, str, str, str]:
     check_job_id(job)
     return job_key(job, "meta"), job_key(job, "done"), job_key(job, "failed"), job_key(job, "sent")
@@ -223,6 +254,7 @@ class Ledger:
         self._record_quality = client.register_script(_RECORD_QUALITY)
         self._transition = client.register_script(_TRANSITION)
         self._finish_planning = client.register_script(_FINISH_PLANNING)
+        self._forget = client.register_script(_FORGET_EXPIRED)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Ledger:
@@ -287,6 +319,7 @@ class Ledger:
             pipe.delete(meta_key, done_key, failed_key, sent_key)
             pipe.hset(meta_key, mapping=cast(Any, fields))
             pipe.sadd(JOBS, job)
+            pipe.sadd(tenant_jobs_key(check_tenant(str(fields.get("tenant", "default")))), job)
             if active:
                 pipe.sadd(SCHED_ACTIVE, job)
             else:
@@ -400,32 +433,30 @@ class Ledger:
         return bool(self.redis.exists(_keys(job)[0]))
 
     def status(self, job: str) -> JobStatus:
-        meta_key, done_key, failed_key, _ = _keys(job)
+        found = self.statuses([job])
+        if not found:
+            raise NotFoundError(f"no job {job!r} in the ledger; check the id with `voxfarm jobs`")
+        return found[0]
+
+    def statuses(self, jobs: Iterable[str]) -> list[JobStatus]:
+        """The status of each job the ledger still holds, in one round trip; expired jobs are left out."""
+        wanted = list(jobs)
         try:
             pipe = self.redis.pipeline(transaction=False)
-            pipe.hgetall(meta_key)
-            pipe.scard(done_key)
-            pipe.hgetall(failed_key)
-            raw_meta, done, raw_failed = pipe.execute()
+            for job in wanted:
+                meta_key, done_key, failed_key, _ = _keys(job)
+                pipe.hgetall(meta_key)
+                pipe.scard(done_key)
+                pipe.hgetall(failed_key)
+            replies = pipe.execute()
         except redis.RedisError as exc:
             raise BrokerError(f"cannot read the job ledger: {exc}; check VOXFARM_REDIS_URL") from exc
-        if not raw_meta:
-            raise NotFoundError(f"no job {job!r} in the ledger; check the id with `voxfarm jobs`")
-        meta = {k.decode(): v.decode() for k, v in raw_meta.items()}
-        failed = {int(k): json.loads(v) for k, v in raw_failed.items()}
-        return JobStatus(
-            job=job,
-            state=meta.get("state", "unknown"),
-            title=meta.get("title", ""),
-            total=int(meta.get("total", 0)),
-            done=int(done),
-            reused=int(meta.get("reused", 0)),
-            failed=failed,
-            created_at=float(meta.get("created_at", 0)),
-            updated_at=float(meta.get("updated_at", 0)),
-            finished_at=float(meta.get("finished_at", 0)),
-            meta=meta,
-        )
+        found = []
+        for position, job in enumerate(wanted):
+            raw_meta, done, raw_failed = replies[3 * position : 3 * position + 3]
+            if raw_meta:
+                found.append(_job_status(job, raw_meta, int(done), raw_failed))
+        return found
 
     def done_indexes(self, job: str) -> set[int]:
         return {int(v) for v in self.redis.smembers(_keys(job)[1])}
@@ -435,6 +466,51 @@ class Ledger:
 
     def jobs(self) -> list[str]:
         return sorted(v.decode() if isinstance(v, bytes) else str(v) for v in self.redis.smembers(JOBS))
+
+    def all_statuses(self) -> list[JobStatus]:
+        """Every job the ledger holds, newest first; ids whose keys expired leave the job sets."""
+        jobs = self.jobs()
+        found = self.statuses(jobs)
+        self._forget_expired(JOBS, jobs, found)
+        return sorted(found, key=lambda s: s.created_at, reverse=True)
+
+    def tenant_statuses(self, tenant: str) -> list[JobStatus]:
+        """One tenant's jobs, newest first: read from the tenant's own index, not from every job of the farm."""
+        key = tenant_jobs_key(check_tenant(tenant))
+        members = sorted(v.decode() if isinstance(v, bytes) else str(v) for v in self.redis.smembers(key))
+        found = self.statuses(members)
+        self._forget_expired(key, members, found)
+        moved = [s.job for s in found if s.meta.get("tenant", "default") != tenant]  # an id since reused elsewhere
+        if moved:
+            self.redis.srem(key, *moved)
+        return sorted((s for s in found if s.job not in moved), key=lambda s: s.created_at, reverse=True)
+
+    def index_tenants(self) -> int:
+        """Put every job in its tenant's index (jobs registered before the index existed); returns how many."""
+        jobs = self.jobs()
+        pipe = self.redis.pipeline(transaction=False)
+        for job in jobs:
+            pipe.hget(_keys(job)[0], "tenant")
+        tenants = pipe.execute()
+        pipe = self.redis.pipeline(transaction=False)
+        indexed = 0
+        for job, tenant in zip(jobs, tenants, strict=True):
+            if tenant is None:
+                continue
+            name = tenant.decode() if isinstance(tenant, bytes) else str(tenant)
+            pipe.sadd(tenant_jobs_key(check_tenant(name or "default")), job)
+            indexed += 1
+        pipe.execute()
+        return indexed
+
+    def _forget_expired(self, key: str, listed: list[str], found: list[JobStatus]) -> None:
+        """Drop from ``key`` (and from the set of all jobs) the listed ids whose ledger has expired."""
+        present = {s.job for s in found}
+        gone = [job for job in listed if job not in present]
+        if gone:
+            sets = [key] if key == JOBS else [key, JOBS]
+            # Checked again inside the script: a job registered since the read keeps its id.
+            self._forget(keys=sets, args=[arg for job in gone for arg in (job, _keys(job)[0])])
 
     # --- quality gate ------------------------------------------------------
     def record_quality(self, job: str, index: int, findings: Mapping[str, Any] | None) -> int:

@@ -6,6 +6,7 @@ writer (the ledger, a worker) can never drift apart. kombu's own keys (queue
 lists, bindings, unacked messages) are kombu's; see ``shared.kombu_layout``.
 
     voxfarm:jobs                          set of known job ids
+    voxfarm:tenant:<name>:jobs            set of the job ids of one tenant (what the HTTP API lists)
     voxfarm:job:<id>:<part>               the ledger of one job (``JobPart``)
     voxfarm:worker-faults:<segment key>   deliveries of a segment that took a worker down
     voxfarm:lock:resume:<id>              one reconciler resumes a job at a time
@@ -25,6 +26,11 @@ JOBS = f"{PREFIX}:jobs"
 JobPart = Literal["meta", "done", "failed", "sent", "quality"]
 """meta: hash of job fields; done: set of finished indexes; failed: index -> reason; sent: index -> enqueue time;
 quality: index -> findings of takes kept after failing the quality gate."""
+
+
+def tenant_jobs_key(tenant: str) -> str:
+    """The tenant's job ids; the caller has checked the name (``shared.names.check_tenant``)."""
+    return f"{PREFIX}:tenant:{tenant}:jobs"
 
 
 def job_key(job: str, part: JobPart) -> str:

@@ -271,6 +271,14 @@ class Settings(BaseSettings):
     api_speech_max_chars: int = Field(
         default=4096, ge=1, description="Longest `input` of POST /v1/audio/speech (the OpenAI limit)."
     )
+    api_max_priority: int = Field(
+        default=50,
+        ge=0,
+        le=100,
+        description="Highest priority a token without the admin scope may give its jobs. Priority classes rank "
+        "before tenant weights, so by default a tenant can only lower its own jobs below the others' 50; raise "
+        "it for tenants the farm trusts. Admin tokens may use 0-100 and the interactive lane.",
+    )
     api_speech_timeout_s: float = Field(
         default=120.0, gt=0, description="How long POST /v1/audio/speech waits for its audio before a 504."
     )

@@ -89,6 +89,20 @@ def require(scope: str) -> Callable[..., object]:
     return check
 
 
+def check_scheduling(caller: Caller, farm: Farm, *, priority: int, lane: str = "bulk") -> None:
+    """Priorities and lanes rank ahead of tenant weights: above the farm's limit they are the operators' to give."""
+    if caller.token.allows("admin"):
+        return
+    if lane != "bulk":
+        raise HTTPException(403, f"the {lane} lane is for POST /v1/audio/speech; books go on the bulk lane")
+    if priority > farm.settings.api_max_priority:
+        raise HTTPException(
+            403,
+            f"priority {priority} is above this farm's limit for tenants, {farm.settings.api_max_priority}; "
+            "an operator can raise VOXFARM_API_MAX_PRIORITY or set it with an admin token",
+        )
+
+
 Reader = Annotated[Caller, Depends(require("read"))]
 Submitter = Annotated[Caller, Depends(require("submit"))]
 Admin = Annotated[Caller, Depends(require("admin"))]

@@ -22,9 +22,9 @@ from producer.operations import Operations
 from producer.submit import SubmitResult
 from producer.tenants import Tenant
 from producer.tokens import TokenStore
-from shared.errors import NotFoundError
+from shared.errors import ConflictError, NotFoundError
 from shared.keys import job_dir, manifest_path
-from shared.ledger import JobState, JobStatus
+from shared.ledger import LIVE_STATES, JobState, JobStatus
 from shared.names import check_job_id, slugify
 from shared.schema import Manifest
 from shared.settings import Settings
@@ -74,7 +74,8 @@ class Farm:
 
     operations: Operations
     tokens: TokenStore
-    _chapters: dict[str, list[tuple[int, str, list[int]]]] = field(default_factory=dict)
+    _chapters: dict[tuple[str, str], list[tuple[int, str, list[int]]]] = field(default_factory=dict)
+    """Chapter layouts by (job, generation): a job id submitted again is a new generation with its own plan."""
     _lock: Lock = field(default_factory=Lock)
 
     @classmethod
@@ -97,30 +98,28 @@ class Farm:
             raise NotFoundError(f"no job {job!r}")
         return status
 
-    def jobs(self, tenant: str, state: str | None = None) -> list[JobStatus]:
-        found = []
-        for job in self.operations.ledger.jobs():
-            try:
-                status = self.operations.ledger.status(job)
-            except NotFoundError:
-                continue  # finished jobs expire from the ledger
-            if status.meta.get("tenant", "default") == tenant and (state is None or status.state == state):
-                found.append(status)
-        return sorted(found, key=lambda s: s.created_at, reverse=True)
+    def jobs(self, tenant: str, state: str | None = None, limit: int | None = None) -> list[JobStatus]:
+        """The tenant's jobs, newest first (finished jobs expire from the ledger after two weeks)."""
+        found = [s for s in self.operations.ledger.tenant_statuses(tenant) if state is None or s.state == state]
+        return found[:limit]
 
     def chapters(self, status: JobStatus) -> list[ChapterProgress]:
         """Chapter titles from the stored plan (cached per job) with how many segments of each are done."""
         if status.planning:
             return []  # the control service is planning it: no chapters yet
+        cache_key = (status.job, status.meta.get("gen", ""))
         with self._lock:
-            layout = self._chapters.get(status.job)
+            layout = self._chapters.get(cache_key)
         if layout is None:
-            plan = load_plan(self.operations.storage, status.job)
+            try:
+                plan = load_plan(self.operations.storage, status.job)
+            except NotFoundError:
+                return []  # submitted again and not planned yet, or its plan was removed: no chapters to show
             layout = [(c.index, c.title, [s.index for s in c.segments]) for c in plan.chapters]
             with self._lock:
                 if len(self._chapters) >= CHAPTER_CACHE_JOBS:
                     self._chapters.pop(next(iter(self._chapters)))  # the oldest entry
-                self._chapters[status.job] = layout
+                self._chapters[cache_key] = layout
         finished = status.state == JobState.DONE or status.done >= status.total
         done = set() if finished else self.operations.ledger.done_indexes(status.job)
         return [
@@ -144,12 +143,19 @@ class Farm:
             raise NotFoundError(f"job {job} has no file {name!r}; the manifest lists its files")
         path = f"{job_dir(job)}/{name}"
         extension = name.rsplit(".", 1)[-1].lower()
-        return path, self.operations.storage.size(path), CONTENT_TYPES.get(extension, "application/octet-stream")
+        try:
+            size = self.operations.storage.size(path)
+        except NotFoundError:
+            raise NotFoundError(f"job {job}'s file {name!r} is missing from storage; ask an operator") from None
+        return path, size, CONTENT_TYPES.get(extension, "application/octet-stream")
 
     def output_bytes(self, tenant: str, job: str, name: str) -> bytes:
         """A whole output file (a short one: the speech endpoint's answer)."""
         path, _, _ = self.output_file(tenant, job, name)
-        return self.operations.storage.get_bytes(path)
+        try:
+            return self.operations.storage.get_bytes(path)
+        except NotFoundError:
+            raise NotFoundError(f"job {job}'s file {name!r} is missing from storage; ask an operator") from None
 
     def read_range(self, path: str, start: int, end: int) -> Iterator[bytes]:
         return self.operations.storage.read_range(path, start, end)
@@ -201,7 +207,12 @@ class Farm:
         submission = submission_from_args(args, self.settings, ops.storage)
         submission = submission.with_job(check_job_id(job) if job else scoped_job_id(tenant, submission.job))
         if ops.ledger.exists(submission.job):
-            self.status(tenant, submission.job)  # scoped ids make a clash impossible; never touch another tenant's job
+            # Scoped ids make a clash impossible; never touch another tenant's job.
+            current = self.status(tenant, submission.job)
+            if current.state in LIVE_STATES:
+                raise ConflictError(
+                    f"job {current.job} is still {current.state}; follow it with GET /v1/jobs/{current.job}"
+                )
         return submit_book(
             submission,
             storage=ops.storage,

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from producer.api.auth import Reader, Submitter, farm_of
+from producer.api.auth import Reader, Submitter, check_scheduling, farm_of
 from producer.api.farm import Farm, eta_seconds
 from producer.api.models import ChapterOut, JobOut, PriorityIn
 from shared.errors import NotFoundError
@@ -15,6 +15,7 @@ from shared.ledger import JobState
 
 router = APIRouter(tags=["jobs"])
 States = Annotated[JobState | None, Query(description="only jobs in this state")]
+Limit = Annotated[int, Query(ge=1, le=1000, description="at most this many, newest first")]
 
 
 def job_detail(farm: Farm, tenant: str, job: str) -> JobOut:
@@ -42,8 +43,8 @@ def job_detail(farm: Farm, tenant: str, job: str) -> JobOut:
 
 
 @router.get("/v1/jobs", summary="the caller's jobs, newest first")
-def list_jobs(request: Request, caller: Reader, state: States = None) -> list[JobOut]:
-    found = farm_of(request).jobs(caller.tenant, state.value if state else None)
+def list_jobs(request: Request, caller: Reader, state: States = None, limit: Limit = 200) -> list[JobOut]:
+    found = farm_of(request).jobs(caller.tenant, state.value if state else None, limit)
     return [JobOut.of(status, eta_seconds(status)) for status in found]
 
 
@@ -77,5 +78,6 @@ async def cancel(job: str, request: Request, caller: Submitter) -> JobOut:
 
 @router.put("/v1/jobs/{job}/priority", summary="change a job's priority (0-100, higher first)")
 async def set_priority(job: str, body: PriorityIn, request: Request, caller: Submitter) -> JobOut:
+    check_scheduling(caller, farm_of(request), priority=body.priority)
     status = await run_in_threadpool(farm_of(request).set_priority, caller.tenant, job, body.priority)
     return JobOut.of(status)

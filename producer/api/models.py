@@ -63,7 +63,9 @@ class TextSubmission(BookOptions):
 
     text: str = Field(min_length=1, description="the book: plain text, Markdown or HTML")
     format: Literal["txt", "md", "html"] = "txt"
-    title: str | None = Field(default=None, max_length=200, description="title for plain text")
+    title: str | None = Field(
+        default=None, max_length=200, description="the book's title, unless the text names one (front matter, <title>)"
+    )
 
 
 class Submitted(BaseModel):
@@ -113,15 +115,19 @@ class JobOut(BaseModel):
     updated_at: float
     finished_at: float
     failures: list[Failure] = Field(default_factory=list)
+    error: str | None = Field(default=None, description="why a failed job failed as a whole (planning, assembly)")
     chapters: list[ChapterOut] | None = None
     files: dict[str, str] | None = None
 
     @classmethod
     def of(cls, status: JobStatus, eta_s: float | None = None) -> JobOut:
+        from producer.api.errors import redacted
+
         failures = [
-            Failure(segment=index, reason=str(f.get("reason", "?"))[:500], attempts=f.get("attempts"))
+            Failure(segment=index, reason=redacted(str(f.get("reason", "?")))[:500], attempts=f.get("attempts"))
             for index, f in sorted(status.failed.items())[:100]
         ]
+        error = status.meta.get("error") if status.state == "failed" else None
         return cls(
             job=status.job,
             title=status.title,
@@ -141,6 +147,7 @@ class JobOut(BaseModel):
             updated_at=status.updated_at,
             finished_at=status.finished_at,
             failures=failures,
+            error=redacted(error) if error else None,
         )
 
 
@@ -150,7 +157,7 @@ class PriorityIn(_Strict):
 
 class TenantIn(_Strict):
     weight: float | None = Field(default=None, gt=0, le=1000)
-    quota: int | None = Field(default=None, ge=1)
+    quota: int | None = Field(default=None, ge=0, description="most segments in flight; 0 removes the limit")
 
 
 class SpeechIn(BaseModel):

@@ -15,6 +15,8 @@ log = logging.getLogger(__name__)
 
 def serve_api(settings: Settings, *, host: str | None = None, port: int | None = None, farm: Farm | None = None) -> int:
     app = create_app(settings, farm)
+    # Jobs registered by an older voxfarm are in no tenant's index yet; cheap, and a no-op afterwards.
+    app.state.farm.operations.ledger.index_tenants()
     if settings.api_bootstrap_token is not None:
         bootstrap = app.state.farm.tokens.ensure(
             settings.api_bootstrap_token.get_secret_value(), "default", ["admin"], name="bootstrap"

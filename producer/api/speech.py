@@ -23,11 +23,12 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from producer.api.auth import Submitter, farm_of
+from producer.api.errors import redacted
 from producer.api.farm import CONTENT_TYPES, Farm
 from producer.api.models import SPEECH_PREFIX, SpeechIn
 from producer.planner import default_params
 from shared.errors import BadInputError
-from shared.ledger import JobState
+from shared.ledger import LIVE_STATES, JobState
 from shared.voices import VoiceRegistry
 
 router = APIRouter(tags=["speech"])
@@ -83,8 +84,10 @@ def _submit(farm: Farm, tenant: str, body: SpeechIn) -> str:
             existing = farm.status(tenant, job)
         except BadInputError:
             existing = None
-        if existing is not None and existing.state in (JobState.DONE, JobState.RENDERING, JobState.QUEUED):
-            return existing.job
+        if existing is not None and existing.state == JobState.PAUSED:
+            raise HTTPException(409, f"speech job {job} is paused; resume it (POST /v1/jobs/{job}/resume)")
+        if existing is not None and (existing.state == JobState.DONE or existing.state in LIVE_STATES):
+            return existing.job  # the same request again (a client's retry): wait for the same job
         result, _ = farm.submit(tenant, source, options, priority=100, lane="interactive", job=job)
         return result.job
     finally:
@@ -111,8 +114,10 @@ async def speech(body: SpeechIn, request: Request, caller: Submitter) -> Respons
         status = await run_in_threadpool(farm.status, caller.tenant, job)
         if status.state == JobState.DONE:
             break
+        if status.state == JobState.PAUSED:
+            raise HTTPException(409, f"speech job {job} was paused; resume it (POST /v1/jobs/{job}/resume)")
         if status.state in (JobState.FAILED, JobState.CANCELLED):
-            reasons = "; ".join(str(f.get("reason", "?")) for f in list(status.failed.values())[:3])
+            reasons = "; ".join(redacted(str(f.get("reason", "?"))) for f in list(status.failed.values())[:3])
             raise HTTPException(502, f"speech job {job} {status.state}: {reasons or 'no reason recorded'}")
         if time.monotonic() > deadline:
             raise HTTPException(504, f"no audio within {farm.settings.api_speech_timeout_s:.0f} s; is a worker up?")

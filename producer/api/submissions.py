@@ -1,8 +1,9 @@
 """POST /v1/jobs: a book uploaded (multipart, with an optional ``lexicon`` file) or given inline (JSON),
 planned as `voxfarm submit` plans it; a cast travels as the TOML text of a cast file (field ``cast``).
 
-The upload lands in a private temporary folder under a name of our own
-(only its extension is taken from the client), goes through the same
+The upload lands in a private temporary folder under the client's file
+name made safe (``uploads.book_file_name``: a loader takes the title from
+it when the book names none), goes through the same
 loaders and safety checks as a file on the command line, and the folder is
 removed when the request ends, whatever happens.
 """
@@ -18,10 +19,10 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from producer.api.auth import Submitter, farm_of
+from producer.api.auth import Submitter, check_scheduling, farm_of
 from producer.api.farm import Farm
 from producer.api.models import BookOptions, Submitted, TextSubmission
-from producer.api.uploads import read_json, receive_book
+from producer.api.uploads import book_file_name, read_json, receive_book
 from shared.errors import BadInputError
 
 router = APIRouter(tags=["jobs"])
@@ -97,13 +98,13 @@ async def submit(request: Request, caller: Submitter) -> Submitted:
                 raise HTTPException(422, "invalid submission: the body must be a JSON object")
             inline = _options(document, TextSubmission)
             assert isinstance(inline, TextSubmission)
-            book = folder / f"book{_TEXT_SUFFIX[inline.format]}"
-            text = inline.text if inline.format != "txt" or not inline.title else f"{inline.title}\n\n{inline.text}"
-            book.write_text(text, encoding="utf-8")
+            book = folder / book_file_name(inline.title, _TEXT_SUFFIX[inline.format])
+            book.write_text(inline.text, encoding="utf-8")
             options = BookOptions.model_validate(inline.model_dump(exclude={"text", "format", "title"}))
             lexicon = None
         else:
             raise HTTPException(415, "send the book as multipart/form-data (field 'file') or application/json")
+        check_scheduling(caller, farm, priority=options.priority, lane=options.lane)
         return await run_in_threadpool(_plan_and_submit, farm, caller.tenant, book, options, folder, lexicon=lexicon)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -10,8 +10,11 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from producer.api.auth import COOKIE, Admin, Authenticated, Reader, farm_of
+from producer.api.farm import Farm
 from producer.api.models import TenantIn
+from producer.fairshare import MAX_PRIORITY
 from producer.tenants import as_dict
+from producer.tokens import TokenRecord
 from shared.errors import RetryableError
 
 router = APIRouter()
@@ -37,8 +40,8 @@ def metrics(request: Request) -> Response:
 
 
 @router.get("/v1/me", tags=["auth"], summary="the calling token: tenant, scopes, limits")
-def me(caller: Authenticated) -> dict[str, Any]:
-    return caller.token.public()
+def me(caller: Authenticated, request: Request) -> dict[str, Any]:
+    return _described(caller.token, farm_of(request))
 
 
 class SignIn(BaseModel):
@@ -59,7 +62,13 @@ async def sign_in(body: SignIn, request: Request, response: Response) -> dict[st
         path="/v1",
         max_age=12 * 3600,
     )
-    return record.public()
+    return _described(record, farm_of(request))
+
+
+def _described(record: TokenRecord, farm: Farm) -> dict[str, Any]:
+    """The token as its holder sees it, with the highest priority it may give (`check_scheduling`)."""
+    highest = MAX_PRIORITY if record.allows("admin") else farm.settings.api_max_priority
+    return {**record.public(), "max_priority": highest}
 
 
 @router.delete("/v1/session", tags=["auth"], summary="sign the console out")

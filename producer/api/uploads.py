@@ -63,6 +63,31 @@ def book_suffix(filename: str | None) -> str:
     return suffix
 
 
+_UNSAFE_IN_NAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
+MAX_NAME_BYTES = 120
+
+
+def book_file_name(name: str | None, suffix: str) -> str:
+    """The client's name for the book, safe as a file name in our own folder.
+
+    Loaders fall back to the file's name for the title (and the title of a
+    book without headings names its one chapter), so the upload keeps the
+    name its client gave it, or the title given with inline text: separators,
+    control characters and leading dots removed, at most 120 bytes, "book"
+    when nothing is left.
+    """
+    cleaned = _UNSAFE_IN_NAME.sub(" ", name or "").strip().lstrip(".").strip()
+    cleaned = " ".join(cleaned.encode()[:MAX_NAME_BYTES].decode(errors="ignore").split())
+    return f"{cleaned or 'book'}{suffix}"
+
+
+def _client_stem(filename: str | None) -> str:
+    """The last part of the client's file name, without its extension."""
+    base = re.split(r"[/\\]", filename or "")[-1]
+    match = _EXTENSION.search(base)
+    return base[: match.start()] if match else base
+
+
 async def _save(upload: UploadFile, target: Path) -> Path:
     with target.open("wb") as out:
         while chunk := await upload.read(256 * 1024):
@@ -98,7 +123,8 @@ async def receive_book(request: Request, folder: Path, limit: int) -> tuple[Path
                 fields[name] = value
         if "file" not in uploads:
             raise HTTPException(400, "no book: send it in the multipart field 'file'")
-        book = await _save(uploads["file"], folder / f"book{book_suffix(uploads['file'].filename)}")
+        filename = uploads["file"].filename
+        book = await _save(uploads["file"], folder / book_file_name(_client_stem(filename), book_suffix(filename)))
         lexicon = await _save(uploads["lexicon"], folder / "lexicon.tsv") if "lexicon" in uploads else None
         return book, fields, lexicon
     finally:

@@ -276,6 +276,12 @@ CASES: dict[str, tuple[Callable[[World], httpx.Response | int], set[int]]] = {
         lambda w: w.api.client(w.owner).put(f"/v1/jobs/{w.job}/priority", json={"priority": 1000}),
         {422},
     ),
+    "priority above the tenants' limit": (
+        lambda w: w.api.client(w.owner).put(f"/v1/jobs/{w.job}/priority", json={"priority": 90}),
+        {403},
+    ),
+    "a book on the interactive lane": (post("owner", "/v1/jobs", json={"text": "Hi.", "lane": "interactive"}), {403}),
+    "pausing a finished job": (lambda w: w.api.client(w.owner).post(f"/v1/jobs/{w.job}/pause"), {409}),
     "oversized JSON body": (post("owner", "/v1/audio/speech", content=b"{" + b" " * 400_000 + b"}"), {413}),
     "speech input over the limit": (
         post("owner", "/v1/audio/speech", json={"model": "tts-1", "input": "a" * 5000, "voice": "alloy"}),

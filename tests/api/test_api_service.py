@@ -138,7 +138,9 @@ def test_cancel_a_job_and_filter_the_list_by_state(api: ApiServer) -> None:
 
     paused = client.post(f"/v1/jobs/{job}/pause")
     assert paused.status_code == 200 and paused.json()["state"] == "paused"
-    assert client.put(f"/v1/jobs/{job}/priority", json={"priority": 80}).json()["priority"] == 80
+    assert client.put(f"/v1/jobs/{job}/priority", json={"priority": 40}).json()["priority"] == 40
+    above = client.put(f"/v1/jobs/{job}/priority", json={"priority": 80})
+    assert above.status_code == 403 and "limit for tenants, 50" in above.json()["error"]["message"]
     assert client.post(f"/v1/jobs/{job}/resume").json()["state"] in ("queued", "rendering")
     cancelled = client.post(f"/v1/jobs/{job}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
@@ -150,7 +152,51 @@ def test_cancel_a_job_and_filter_the_list_by_state(api: ApiServer) -> None:
     assert [j["job"] for j in client.get("/v1/jobs", params={"state": "cancelled"}).json()] == [job]
     assert client.get("/v1/jobs", params={"state": "done"}).json() == []
     again = client.post(f"/v1/jobs/{job}/pause")
-    assert again.status_code == 400 and "cancelled" in again.json()["error"]["message"]
+    assert again.status_code == 409 and "cancelled" in again.json()["error"]["message"]
+
+
+def test_a_title_or_a_file_name_names_the_book_and_is_not_read_as_prose(api: ApiServer) -> None:
+    client = api.client(api.token("titles"))
+    inline = {"text": "Hello world. The sea is calm.", "title": "My Great Novel", "book_format": "none"}
+    submitted = client.post("/v1/jobs", json=inline)
+    assert submitted.status_code == 201, submitted.text
+    detail = client.get(f"/v1/jobs/{submitted.json()['job']}").json()
+    assert detail["title"] == "My Great Novel" and [c["title"] for c in detail["chapters"]] == ["My Great Novel"]
+    assert detail["segments_total"] == 3, "the chapter title and two sentences; no title line read as prose"
+    upload = {"file": ("../Moby Dick.txt", b"Call me Ishmael. Some years ago.", "text/plain")}
+    uploaded = client.post("/v1/jobs", files=upload, data={"book_format": "none"})
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["job"].startswith("moby-dick-")
+    assert client.get(f"/v1/jobs/{uploaded.json()['job']}").json()["title"] == "Moby Dick"
+
+
+def test_a_job_name_used_again_shows_the_new_book_s_chapters(api: ApiServer) -> None:
+    client = api.client(api.token("renamers"))
+    first = client.post("/v1/jobs", json={"text": LONG_BOOK, "format": "md", "job": "reused-name", "priority": 1})
+    assert first.status_code == 201, first.text
+    job = first.json()["job"]
+    client.post(f"/v1/jobs/{job}/pause")
+    assert client.get(f"/v1/jobs/{job}").json()["chapters"][0]["title"].startswith("Part")
+    live = client.post("/v1/jobs", json={"text": THREE_CHAPTERS, "format": "md", "job": "reused-name"})
+    assert live.status_code == 409 and "still paused" in live.json()["error"]["message"]
+    client.post(f"/v1/jobs/{job}/cancel")
+    second = client.post("/v1/jobs", json={"text": THREE_CHAPTERS, "format": "md", "job": "reused-name"})
+    assert second.status_code == 201 and second.json()["job"] == job
+    chapters = client.get(f"/v1/jobs/{job}").json()["chapters"]
+    assert len(chapters) == second.json()["chapters"] and not any(c["title"].startswith("Part") for c in chapters)
+
+
+def test_tenants_get_a_priority_limit_and_an_admin_clears_a_quota(api: ApiServer) -> None:
+    with api.client(api.token("limits")) as client:
+        assert client.get("/v1/me").json()["max_priority"] == 50
+        interactive = client.post("/v1/jobs", json={"text": "Hello.", "lane": "interactive"})
+        assert interactive.status_code == 403 and "bulk lane" in interactive.json()["error"]["message"]
+        assert client.post("/v1/jobs", json={"text": "Hello.", "priority": 90}).status_code == 403
+    with api.client(api.token("default", "admin")) as admin:
+        assert admin.get("/v1/me").json()["max_priority"] == 100
+        assert admin.put("/v1/tenants/quota-lab", json={"quota": 5}).json()["quota"] == 5
+        cleared = admin.put("/v1/tenants/quota-lab", json={"quota": 0})
+        assert cleared.status_code == 200 and cleared.json()["quota"] is None
 
 
 @pytest.mark.parametrize(("response_format", "container"), [("wav", "WAV"), ("flac", "FLAC"), ("mp3", "MP3")])

@@ -82,3 +82,27 @@ def test_marks_for_an_unknown_job_are_reported_not_invented(ledger: Ledger) -> N
     assert not ledger.exists("ghost")
     with pytest.raises(NotFoundError, match="ghost"):
         ledger.status("ghost")
+
+
+def test_a_tenant_s_listing_reads_its_own_index_and_forgets_expired_jobs(ledger: Ledger) -> None:
+    for job, tenant in (("alpha-1", "alpha"), ("alpha-2", "alpha"), ("beta-1", "beta")):
+        ledger.create_job(job, total=1, reused=[], meta={"title": job, "tenant": tenant})
+    assert [s.job for s in ledger.tenant_statuses("alpha")] == ["alpha-2", "alpha-1"], "newest first"
+    assert [s.job for s in ledger.tenant_statuses("beta")] == ["beta-1"]
+
+    ledger.redis.delete("voxfarm:job:alpha-1:meta")  # what expiry does two weeks after a job finished
+    assert [s.job for s in ledger.tenant_statuses("alpha")] == ["alpha-2"]
+    assert not ledger.redis.sismember("voxfarm:tenant:alpha:jobs", "alpha-1"), "pruned from the tenant's index"
+    assert not ledger.redis.sismember("voxfarm:jobs", "alpha-1"), "and from the set of all jobs"
+
+    ledger.create_job("beta-1", total=1, reused=[], meta={"title": "taken over", "tenant": "alpha"})
+    assert "beta-1" in [s.job for s in ledger.tenant_statuses("alpha")]
+    assert ledger.tenant_statuses("beta") == [], "an id registered again for another tenant leaves the old index"
+
+
+def test_jobs_registered_before_the_tenant_index_are_indexed(ledger: Ledger) -> None:
+    ledger.create_job("old-1", total=1, reused=[], meta={"title": "Old", "tenant": "gamma"})
+    ledger.redis.delete("voxfarm:tenant:gamma:jobs")  # as an older voxfarm left it
+    assert ledger.tenant_statuses("gamma") == []
+    assert ledger.index_tenants() == 1
+    assert [s.job for s in ledger.tenant_statuses("gamma")] == ["old-1"]

@@ -103,6 +103,12 @@ async function signIn(value) {
   if (!response.ok) throw new Error(response.status === 401 ? "That token is not valid, or it was revoked." : `Sign-in failed (${response.status}).`);
   sessionStorage.setItem(TOKEN_KEY, value);
   state.me = await response.json();
+  // The farm caps the priority a tenant's token may give; the controls offer no more than that.
+  for (const input of [$("#priority"), $("#job-priority")]) input.max = String(state.me.max_priority ?? 100);
+  if (Number($("#priority").value) > state.me.max_priority) {
+    $("#priority").value = String(state.me.max_priority);
+    $("#priority-out").textContent = $("#priority").value;
+  }
 }
 
 function signOut() {
@@ -321,8 +327,10 @@ function renderDetail(job) {
   if (total) $("#job-eta").textContent = `${duration(total)} of audio in ${job.chapters.length} chapters`;
   $("#chapters-list").replaceChildren(...(job.chapters || []).map((c) => chapterRow(job.job, c)));
   const failures = job.failures || [];
-  $("#failures-card").hidden = failures.length === 0;
-  $("#failures").replaceChildren(...failures.map((f) => el("li", { text: `Sentence ${f.segment + 1}: ${f.reason}${f.attempts ? ` (after ${f.attempts} attempts)` : ""}` })));
+  const reasons = failures.map((f) => el("li", { text: `Sentence ${f.segment + 1}: ${f.reason}${f.attempts ? ` (after ${f.attempts} attempts)` : ""}` }));
+  if (job.error) reasons.unshift(el("li", { text: `The job: ${job.error}` }));
+  $("#failures-card").hidden = reasons.length === 0;
+  $("#failures").replaceChildren(...reasons);
   const downloads = $("#job-downloads");
   downloads.replaceChildren();
   const labels = { m4b: "⬇ Audiobook (M4B)", cover: "Cover image" };
