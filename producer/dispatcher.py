@@ -42,7 +42,7 @@ from producer.submit import DEFAULT_TENANT, group_by_key, segment_tasks, send_op
 from producer.tenants import Tenant, ensure_tenants, read_tenants
 from shared.buckets import interactive_queue_name, queue_name
 from shared.engines import engine_spec
-from shared.errors import NotFoundError, VoxfarmError
+from shared.errors import NotFoundError, RetryableError, VoxfarmError
 from shared.ledger import JobState, Ledger
 from shared.redis_keys import SCHED_ACTIVE, SCHED_CONSUMERS, SCHED_STATS, SCHED_WAKE, consumer_key, job_key
 from shared.schema import SegmentPlan
@@ -59,6 +59,18 @@ TENANTS_SEED_S = 30.0
 """How often, while Redis has no tenants, they are looked for in storage and settings."""
 
 _META_FIELDS = ("state", "tenant", "priority", "lane", "gen", "created_at")
+
+#: Removes job ARGV[1] from the active set KEYS[2] unless its meta KEYS[1] is (again) in a scheduled state:
+#: a job resumed since the dispatcher read its state stays.
+_DROP_IF_UNSCHEDULED = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'queued' or state == 'rendering' or state == 'paused' then return 0 end
+return redis.call('SREM', KEYS[2], ARGV[1])
+"""
+
+
+class _LeaseLost(Exception):
+    """The lease lapsed to another holder while this cycle was loading plans."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,9 @@ class Dispatcher:
         self._renewed_at = float("-inf")
         self._labels: set[str] = set()
         """Every tenant|priority seen: reported at 0 once drained, so their series do not vanish."""
+        self._broken: dict[str, str] = {}
+        """Jobs whose plan could not be loaded, by the generation that failed: not tried again until it changes."""
+        self._drop_if_unscheduled = self.redis.register_script(_DROP_IF_UNSCHEDULED)
 
     # --- the loop ------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -106,6 +121,11 @@ class Dispatcher:
                 self.cycle()
             except (VoxfarmError, redis.RedisError, OSError) as exc:
                 log.warning("dispatch cycle failed, rebuilding: %s", exc)
+                self.reset()
+                stop.wait(1.0)
+                continue
+            except Exception:  # a bug must not end the thread while the control service looks healthy
+                log.exception("dispatch cycle failed unexpectedly, rebuilding")
                 self.reset()
                 stop.wait(1.0)
                 continue
@@ -144,7 +164,10 @@ class Dispatcher:
         if not self.tenants and time.monotonic() - self._seeded_at > TENANTS_SEED_S:
             self._seeded_at = time.monotonic()  # storage is read rarely: it is the fallback, not the index
             self.tenants = ensure_tenants(self.redis, self.storage, self.settings)
-        self._refresh_jobs()
+        try:
+            self._refresh_jobs()
+        except _LeaseLost:
+            return CycleResult(held=False)
         self._settle_outstanding()
         room = self._room()
         outgoing = self._select(room)
@@ -192,24 +215,46 @@ class Dispatcher:
         for job, row in zip(active, rows, strict=True):
             state, tenant, priority, lane, gen, created = (_text(v) for v in row)
             if not state or state not in (JobState.QUEUED, JobState.RENDERING, JobState.PAUSED):
-                self.redis.srem(SCHED_ACTIVE, job)
+                self._drop_if_unscheduled(keys=[job_key(job, "meta"), SCHED_ACTIVE], args=[job])
                 continue
             if state == JobState.PAUSED:
                 continue  # dropped from memory; a resume bumps gen and it is loaded afresh
             seen.add(job)
             work = self.jobs.get(job)
             if work is None or work.gen != gen:
-                try:
-                    work = self._load(job, gen, float(created or 0.0))
-                except NotFoundError as exc:
-                    log.warning("cannot dispatch %s: %s", job, exc, extra={"job": job})
+                loaded = self._load_one(job, gen, float(created or 0.0), work)
+                if loaded is None:
+                    seen.discard(job)
                     continue
-                self.jobs[job] = work
+                work = self.jobs[job] = loaded
+                if not self._still_held():  # a long load must not let the lease lapse to another replica
+                    raise _LeaseLost
             work.share.tenant = tenant or DEFAULT_TENANT
             work.share.priority = int(priority) if priority else DEFAULT_PRIORITY
             work.share.interactive = lane == "interactive"
         for job in set(self.jobs) - seen:
             del self.jobs[job]
+        for job in set(self._broken) - set(active):
+            del self._broken[job]
+
+    def _load_one(self, job: str, gen: str, created_at: float, previous: JobWork | None) -> JobWork | None:
+        """The job's work, or None when its plan cannot be read: that job waits, the others go on."""
+        if self._broken.get(job) == gen:
+            return None
+        try:
+            work = self._load(job, gen, created_at)
+        except NotFoundError as exc:
+            log.warning("cannot dispatch %s: %s", job, exc, extra={"job": job})
+            return None
+        except (redis.RedisError, RetryableError):
+            raise  # the cycle fails and is tried again: nothing is wrong with the job
+        except Exception as exc:  # noqa: BLE001 - a plan this version cannot read (newer engine, damaged file)
+            log.error("cannot dispatch %s until it is submitted or resumed again: %s", job, exc, extra={"job": job})
+            self._broken[job] = gen
+            return None
+        if previous is not None:  # reloaded (resumed, re-prioritised): it keeps its place in the fair order
+            work.share = previous.share
+        return work
 
     def _load(self, job: str, gen: str, created_at: float) -> JobWork:
         """What a job still owes: segments neither done nor in flight, as units in book order."""
@@ -272,9 +317,13 @@ class Dispatcher:
         for job, _units, indexes in wanted:
             pipe.smismember(job_key(job, "done"), indexes)
             pipe.hmget(job_key(job, "sent"), indexes)
+            pipe.hmget(job_key(job, "failed"), indexes)
         replies = pipe.execute()
-        for (job, units, indexes), flags, times in zip(wanted, replies[::2], replies[1::2], strict=True):
-            done = {i for i, flag in zip(indexes, flags, strict=True) if flag}
+        for (job, units, indexes), flags, times, failures in zip(
+            wanted, replies[::3], replies[1::3], replies[2::3], strict=True
+        ):
+            # A segment given up (dead-lettered) is finished for the dispatcher: a resume sends it again.
+            done = {i for i, flag, failed in zip(indexes, flags, failures, strict=True) if flag or failed}
             sent = {i for i, at in zip(indexes, times, strict=True) if at is not None}
             self.jobs[job].settle(done, sent, [unit.first for unit in units])
 

@@ -4,8 +4,10 @@ Order, from strongest to weakest:
 
 1. the interactive lane before bulk work;
 2. strict priority classes, higher first, where a job gains one point per
-   ``aging_s`` seconds since it was last served (so a low class is never
-   starved for ever: it catches up with the class above and then shares);
+   ``aging_s`` seconds since it was last served, up to the highest class
+   that has work (so a low class is never starved for ever: it catches up
+   with the class above and then shares; and aging never lifts a job above
+   every class, where it would outrank the weights of its own);
 3. within a class, tenants by weighted fair share: each tenant has a
    virtual time that grows by the estimated audio seconds it is given
    divided by its weight, and the lowest virtual time is served next;
@@ -75,11 +77,13 @@ class FairShare:
         self._active_jobs = {s.job for s in jobs}
         self._active_tenants = tenants
 
-    def rank(self, share: ShareState, now: float) -> tuple[int, int, float, float, float, str]:
-        """Sort key: smaller is served first."""
+    def rank(
+        self, share: ShareState, now: float, ceiling: int = MAX_PRIORITY
+    ) -> tuple[int, int, float, float, float, str]:
+        """Sort key: smaller is served first; aging lifts a job no higher than ``ceiling``."""
         return (
             0 if share.interactive else 1,
-            -self.effective_priority(share, now),
+            -min(self.effective_priority(share, now), max(ceiling, share.priority)),
             self.tenant_virtual_s.get(share.tenant, 0.0),
             share.virtual_s,
             share.registered_at,
@@ -88,8 +92,11 @@ class FairShare:
 
     def choose(self, candidates: Iterable[ShareState]) -> ShareState | None:
         now = self.clock()
-        best = min(candidates, key=lambda s: self.rank(s, now), default=None)
-        return best
+        shares = list(candidates)
+        ceilings: dict[bool, int] = {}  # per lane: the highest class with work there
+        for share in shares:
+            ceilings[share.interactive] = max(ceilings.get(share.interactive, MIN_PRIORITY), share.priority)
+        return min(shares, key=lambda s: self.rank(s, now, ceilings[s.interactive]), default=None)
 
     def charge(self, share: ShareState, seconds: float, weights: Mapping[str, float], default_weight: float) -> None:
         """Account ``seconds`` of estimated audio given to ``share``."""

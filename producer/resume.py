@@ -35,10 +35,10 @@ from producer.submit import (
     update_submission,
     wake_dispatcher,
 )
-from shared.errors import BadInputError, NotFoundError, VoxfarmError
+from shared.errors import BadInputError, NotFoundError, RetryableError, VoxfarmError
 from shared.keys import manifest_path
 from shared.ledger import JobState, Ledger
-from shared.redis_keys import resume_lock_key
+from shared.redis_keys import SCHED_ACTIVE, resume_lock_key
 from shared.settings import Settings
 from shared.storage import Storage
 
@@ -213,6 +213,8 @@ class Reconciler:
                 log.warning("reconcile pass failed: %s", exc)
             except (redis.RedisError, OSError) as exc:
                 log.warning("reconcile pass failed, Redis or storage unreachable: %s", exc)
+            except Exception:  # a bug must not end the thread while the control service looks healthy
+                log.exception("reconcile pass failed unexpectedly")
 
     def run_once(self) -> list[ResumeResult]:
         now = time.time()
@@ -236,6 +238,10 @@ class Reconciler:
                 log.warning("cannot resume %s: %s", job, exc)
             except BadInputError as exc:  # a cancelled job found in storage: it stays cancelled
                 log.info("not resuming %s: %s", job, exc)
+            except (redis.RedisError, RetryableError):
+                raise  # Redis or storage is down: the next pass tries every job again
+            except Exception as exc:  # one job that cannot be resumed must not stop the others
+                log.error("cannot resume %s: %s", job, exc, exc_info=not isinstance(exc, VoxfarmError))
             finally:
                 self.ledger.redis.delete(lock)
         return results
@@ -244,12 +250,12 @@ class Reconciler:
         stall = self.settings.reconcile_stall_s
         found = []
         known = set(self.ledger.jobs())
-        for job in known:
-            try:
-                status = self.ledger.status(job)
-            except NotFoundError:
-                continue
+        dispatched = {v.decode() if isinstance(v, bytes) else str(v) for v in self.ledger.redis.smembers(SCHED_ACTIVE)}
+        for status in self.ledger.statuses(sorted(known)):
+            job = status.job
             idle = now - max(status.updated_at, status.created_at)
+            if status.state == JobState.QUEUED and job in dispatched:
+                continue  # waiting its turn: the dispatcher holds it, and nothing of it is in flight to lose
             stalled = (JobState.PLANNING, JobState.QUEUED, JobState.RENDERING, JobState.ASSEMBLING)
             if status.state in stalled and idle > stall and not planning_locked(self.ledger, job):
                 found.append(job)

@@ -67,7 +67,7 @@ FINAL_STATES = (JobState.DONE, JobState.CANCELLED)
 #: Returns {newly_done, done, total, transitioned(1/0), known(1/0)}.
 _MARK_DONE = """
 local meta, done, failed = KEYS[1], KEYS[2], KEYS[3]
-if redis.call('EXISTS', meta) == 0 then return {0, 0, 0, 0, 0} end
+if redis.call('HEXISTS', meta, 'total') == 0 then return {0, 0, 0, 0, 0} end
 local added = 0
 for i = 1, #ARGV - 1 do
   added = added + redis.call('SADD', done, ARGV[i])
@@ -87,14 +87,16 @@ end
 return {added, n, total, moved, 1}
 """
 
-#: Records a failure unless the segment is already done; returns 1 if recorded.
+#: Records a failure unless the segment is already done, and ends its time in flight (the dispatcher counts
+#: what is sent against quotas); returns 1 if recorded.
 _MARK_FAILED = """
-local meta, done, failed = KEYS[1], KEYS[2], KEYS[3]
-if redis.call('EXISTS', meta) == 0 then return 0 end
+local meta, done, failed, sent = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+if redis.call('HEXISTS', meta, 'total') == 0 then return 0 end
 local recorded = 0
 for i = 1, #ARGV - 1 do
   if redis.call('SISMEMBER', done, ARGV[i]) == 0 then
     redis.call('HSET', failed, ARGV[i], ARGV[#ARGV])
+    redis.call('HDEL', sent, ARGV[i])
     recorded = 1
   end
 end
@@ -113,7 +115,7 @@ return recorded
 #: Records (or, with an empty record, clears) one segment's quality findings and keeps the count in meta.
 _RECORD_QUALITY = """
 local meta, quality = KEYS[1], KEYS[2]
-if redis.call('EXISTS', meta) == 0 then return -1 end
+if redis.call('HEXISTS', meta, 'total') == 0 then return -1 end
 for i = 1, #ARGV - 1, 2 do
   if ARGV[i + 1] == '' then
     redis.call('HDEL', quality, ARGV[i])
@@ -144,10 +146,17 @@ return {state, 1}
 """
 
 
-#: Removes from the sets KEYS each job id ARGV[i] whose meta hash ARGV[i + 1] no longer exists.
+#: Adds ARGV[2] to the counter ARGV[1] of the job KEYS[1], if the ledger holds the job.
+_COUNT = """
+if redis.call('HEXISTS', KEYS[1], 'state') == 0 then return 0 end
+return redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+"""
+
+
+#: Removes from the sets KEYS each job id ARGV[i] whose meta hash ARGV[i + 1] no longer holds a job.
 _FORGET_EXPIRED = """
 for i = 1, #ARGV, 2 do
-  if redis.call('EXISTS', ARGV[i + 1]) == 0 then
+  if redis.call('HEXISTS', ARGV[i + 1], 'state') == 0 then
     for _, set in ipairs(KEYS) do redis.call('SREM', set, ARGV[i]) end
   end
 end
@@ -255,6 +264,7 @@ class Ledger:
         self._transition = client.register_script(_TRANSITION)
         self._finish_planning = client.register_script(_FINISH_PLANNING)
         self._forget = client.register_script(_FORGET_EXPIRED)
+        self._count = client.register_script(_COUNT)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Ledger:
@@ -388,7 +398,7 @@ class Ledger:
         return MarkResult(bool(known), added, done, total, bool(moved))
 
     def mark_failed(self, job: str, indexes: Iterable[int], reason: str, attempts: int) -> bool:
-        keys = list(_keys(job)[:3])
+        keys = list(_keys(job))
         record = json.dumps({"reason": reason[:500], "attempts": attempts, "at": time.time()})
         try:
             return bool(self._mark_failed(keys=keys, args=[*(str(i) for i in indexes), record]))
@@ -396,8 +406,9 @@ class Ledger:
             raise BrokerError(f"cannot mark segments of {job} failed: {exc}") from exc
 
     def count(self, job: str, counter: str, amount: int = 1) -> None:
+        """Add to a counter of a job the ledger holds (never creating a stub of one Redis lost)."""
         with contextlib.suppress(redis.RedisError):  # counters are informational; never fail a segment over one
-            self.redis.hincrby(_keys(job)[0], counter, amount)
+            self._count(keys=[_keys(job)[0]], args=[counter, amount])
 
     # --- control side ------------------------------------------------------
     def set_state(self, job: str, state: JobState, **extra: str | float) -> None:
@@ -430,7 +441,8 @@ class Ledger:
         self.redis.hset(_keys(job)[0], mapping=cast(Any, fields))
 
     def exists(self, job: str) -> bool:
-        return bool(self.redis.exists(_keys(job)[0]))
+        """Whether the ledger holds the job (a hash with only counters in it is no job)."""
+        return bool(self.redis.hexists(_keys(job)[0], "state"))
 
     def status(self, job: str) -> JobStatus:
         found = self.statuses([job])
@@ -454,7 +466,7 @@ class Ledger:
         found = []
         for position, job in enumerate(wanted):
             raw_meta, done, raw_failed = replies[3 * position : 3 * position + 3]
-            if raw_meta:
+            if b"state" in raw_meta:  # not a hash of counters alone, left by a late worker after Redis lost the job
                 found.append(_job_status(job, raw_meta, int(done), raw_failed))
         return found
 

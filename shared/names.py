@@ -25,7 +25,7 @@ KEY_PATTERN = _KEY.pattern
 
 
 def check_job_id(value: str) -> str:
-    if not _JOB_ID.match(value):
+    if not _JOB_ID.fullmatch(value):
         raise BadInputError(
             f"invalid job id {value!r}: use 1-80 letters, digits, '-' or '_', starting with a letter or digit"
         )
@@ -33,20 +33,20 @@ def check_job_id(value: str) -> str:
 
 
 def check_voice_id(value: str) -> str:
-    if not _VOICE_ID.match(value):
+    if not _VOICE_ID.fullmatch(value):
         raise BadInputError(f"invalid voice id {value!r}: use letters, digits, '-' or '_' (e.g. en_US-joe-medium)")
     return value
 
 
 def check_engine_id(value: str) -> str:
-    if not _ENGINE_ID.match(value):
+    if not _ENGINE_ID.fullmatch(value):
         raise BadInputError(f"invalid engine id {value!r}: use lowercase letters, digits and '-'")
     return value
 
 
 def check_tenant(value: str) -> str:
     """Tenants name metric labels and Redis hash fields: a short lowercase alphabet."""
-    if not _TENANT.match(value):
+    if not _TENANT.fullmatch(value):
         raise BadInputError(
             f"invalid tenant {value!r}: use 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit"
         )
@@ -54,7 +54,7 @@ def check_tenant(value: str) -> str:
 
 
 def check_key(value: str) -> str:
-    if not _KEY.match(value):
+    if not _KEY.fullmatch(value):
         raise BadInputError(f"invalid content key {value!r}: expected 64 lowercase hex digits")
     return value
 

@@ -116,3 +116,21 @@ def test_a_tenant_away_and_back_starts_level_with_the_others() -> None:
     serve(policy, [a], 200, {})  # beta idle: no credit piles up for alpha either way
     given = serve(policy, [a, b], 100, {})
     assert given["a"] == given["b"] == 100
+
+
+def test_many_aging_jobs_of_one_tenant_do_not_outweigh_another_tenant_s_weight() -> None:
+    clock = Clock()
+    policy = FairShare(aging_s=60, clock=clock)
+    heavy = ShareState("heavy", "studio", registered_at=clock.now, last_served=clock.now)
+    many = [ShareState(f"small-{n}", "team", registered_at=clock.now, last_served=clock.now) for n in range(100)]
+    shares = [heavy, *many]
+    given: Counter[str] = Counter()
+    policy.begin_cycle(shares)
+    for _ in range(3000):
+        clock.now += 1.0  # a unit a second: each of the 100 jobs waits long enough to age
+        chosen = policy.choose(shares)
+        assert chosen is not None
+        policy.charge(chosen, 2.0, {"studio": 10.0, "team": 1.0}, 1.0)
+        given["studio" if chosen is heavy else "team"] += 2.0
+    share = given["studio"] / (given["studio"] + given["team"])
+    assert abs(share - 10 / 11) < 0.02, f"weight 10 against 1 is 91% of the audio, not {share:.0%}"
