@@ -79,6 +79,11 @@ class EngineError(RetryableError):
 class WorkerFaultError(RetryableError):
     """This worker, not the segment, failed: hand the segment to another worker without using its retries."""
 
+    def __init__(self, message: str, *, suspect: bool = False) -> None:
+        super().__init__(message)
+        self.suspect = suspect
+        """The segment was in the engine call that failed: if this keeps happening, the segment is to blame."""
+
 
 class DeviceOutOfMemoryError(EngineError):
     """The card ran out of memory for this batch; a smaller batch may fit."""

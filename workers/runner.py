@@ -226,7 +226,7 @@ class BatchRunner:
 
     def _fatal(self, items: Sequence[Pending[SegmentTask]], exc: BaseException) -> None:
         self.observer(FailureRecord("device", len(items), str(exc)))
-        self._fail(items, WorkerFaultError(f"device failed, retrying elsewhere: {exc}"))
+        self._fail(items, WorkerFaultError(f"device failed, retrying elsewhere: {exc}", suspect=True))
         if self.fatal is None:
             self.fatal = exc
             self._stop.set()
@@ -243,7 +243,11 @@ class BatchRunner:
         """
         try:
             canary = self.engine.canary_request()
-            self.engine.synthesize([canary], max(len(canary.ids), 1))
+            self._watchdog.arm(list(items))  # a card that hangs on the canary too is stopped like any hung call
+            try:
+                self.engine.synthesize([canary], max(len(canary.ids), 1))
+            finally:
+                self._watchdog.disarm()
         except Exception as canary_exc:  # noqa: BLE001 - any failure of a known-good request condemns the engine
             log.error(
                 "the canary request failed after segment %s did (%s): the engine is broken",

@@ -249,14 +249,18 @@ class WorkerRuntime:
 
         A segment whose deliveries keep taking workers down is poison after
         all: past ``MAX_WORKER_FAULTS`` it is dead-lettered instead, so one
-        hostile input cannot crash the whole fleet in a loop.
+        hostile input cannot crash the whole fleet in a loop. Only a fault of
+        the engine call a segment was in counts (``WorkerFaultError.suspect``):
+        segments queued behind it, or stopped by a shutdown, are not to blame.
         """
-        counter = worker_faults_key(segment.key)
-        try:
-            faults = int(self.ledger.redis.incr(counter))
-            self.ledger.redis.expire(counter, 24 * 3600)
-        except redis.RedisError:
-            faults = 1
+        faults = 0
+        if exc.suspect:  # only a segment in the failing engine call; not those merely queued behind it
+            counter = worker_faults_key(segment.key)
+            try:
+                faults = int(self.ledger.redis.incr(counter))
+                self.ledger.redis.expire(counter, 24 * 3600)
+            except redis.RedisError:
+                faults = 1
         if faults >= MAX_WORKER_FAULTS:
             self._give_up(segment, f"took down {faults} workers: {exc}", attempts, reason="crashes_workers")
             return {"status": "failed", "reason": str(exc)}

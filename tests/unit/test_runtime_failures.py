@@ -17,7 +17,7 @@ import pytest
 
 from shared.celery_app import create_app
 from shared.dead_letters import list_dead_letters
-from shared.errors import BrokerError, StorageError
+from shared.errors import BrokerError, StorageError, WorkerFaultError
 from shared.ledger import Ledger
 from shared.quality import DEFAULT_LIMITS
 from shared.schema import SegmentTask
@@ -140,3 +140,18 @@ def test_a_segment_longer_than_the_worker_s_buckets_is_dead_lettered(ledger: Led
     letters = list_dead_letters(ledger.redis)
     assert any("VOXFARM_BUCKET_EDGES" in letter["reason"] for letter in letters)
     assert ledger.status("failing-job").done == 1, "the other segment of the unit is rendered"
+
+
+def test_only_a_segment_in_the_failing_engine_call_counts_towards_poison(ledger: Ledger, tmp_path: Path) -> None:
+    for worker in runtime(ledger, LocalStorage(tmp_path)):
+        bystander, culprit = SegmentTask.model_validate(segment(0)), SegmentTask.model_validate(segment(1))
+        handed: list[WorkerFaultError] = []
+        for _ in range(5):  # queued behind a hung call, or stopped by a shutdown: handed on, never blamed
+            outcome = worker._hand_on(bystander, WorkerFaultError("worker is stopping"), 1, handed)
+            assert outcome["status"] == "handed_on"
+        outcomes = [
+            worker._hand_on(culprit, WorkerFaultError("device failed", suspect=True), 1, handed)["status"]
+            for _ in range(3)
+        ]
+    assert outcomes == ["handed_on", "handed_on", "failed"], "the third worker it takes down dead-letters it"
+    assert sorted(ledger.status("failing-job").failed) == [1]

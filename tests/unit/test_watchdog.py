@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.errors import DeviceError, WorkerFaultError
+from shared.errors import DeviceError, EngineError, WorkerFaultError
 from shared.schema import SegmentTask
 from shared.storage import open_storage
 from workers.batcher import Batcher, BatchPolicy
@@ -84,6 +84,39 @@ def test_a_hung_engine_call_fails_its_batch_over_to_other_workers_and_stops_the_
             future.result(timeout=10)
         assert isinstance(runner.fatal, DeviceError) and stopped == [runner.fatal]
         assert batcher.closed
+    finally:
+        engine.release.set()
+        runner.stop()
+
+
+class FailsThenHangs(HungEngine):
+    """One segment fails alone; the known-good canary request that decides whom to blame then hangs the card."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def synthesize(self, batch: Sequence[EngineRequest], pad_to: int) -> EngineOutput:
+        self.calls += 1
+        if self.calls == 1:
+            raise EngineError("this sentence breaks the voice")
+        return super().synthesize(batch, pad_to)
+
+
+def test_a_card_that_hangs_on_the_canary_request_stops_the_runner(tmp_path: Path) -> None:
+    engine = FailsThenHangs()
+    batcher: Batcher[SegmentTask] = Batcher(BatchPolicy(max_items=1, max_wait_s=0.01), [32, 64, 128])
+    stopped: list[BaseException] = []
+    runner = BatchRunner(
+        engine, batcher, open_storage((tmp_path / "store").as_uri()), time_limit_s=0.2, on_fatal=stopped.append
+    )
+    runner.start()
+    try:
+        future = batcher.submit(_task(), 10)
+        with pytest.raises(WorkerFaultError, match="time limit"):
+            future.result(timeout=10)
+        assert engine.calls == 2, "the canary was the call that hung"
+        assert isinstance(runner.fatal, DeviceError) and stopped == [runner.fatal]
     finally:
         engine.release.set()
         runner.stop()
