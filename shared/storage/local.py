@@ -85,7 +85,7 @@ class LocalStorage(Storage):
                 for tmp, target in written:
                     os.replace(tmp, target)
                     renamed += 1
-                self._syncfs()  # and the names too, before the caller marks the segments done
+                self._syncfs()  # and the names too (new folders' included), before the caller marks them done
             finally:
                 for tmp, _target in written[renamed:]:
                     Path(tmp).unlink(missing_ok=True)

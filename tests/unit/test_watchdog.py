@@ -70,9 +70,9 @@ class HungEngine(Engine):
         return EngineOutput(audio=[np.zeros(100, dtype=np.float32) for _ in batch])
 
 
-def test_a_hung_engine_call_fails_its_batch_over_to_other_workers_and_stops_the_runner(tmp_path: Path) -> None:
-    engine = HungEngine()
-    batcher: Batcher[SegmentTask] = Batcher(BatchPolicy(max_items=4, max_wait_s=0.01), [32, 64, 128])
+def _hung_segment(engine: HungEngine, tmp_path: Path, *, batch: int) -> tuple[BatchRunner, list[BaseException]]:
+    """A runner on ``engine`` given one segment, which fails over on the time limit; what stopped it."""
+    batcher: Batcher[SegmentTask] = Batcher(BatchPolicy(max_items=batch, max_wait_s=0.01), [32, 64, 128])
     stopped: list[BaseException] = []
     runner = BatchRunner(
         engine, batcher, open_storage((tmp_path / "store").as_uri()), time_limit_s=0.2, on_fatal=stopped.append
@@ -82,11 +82,16 @@ def test_a_hung_engine_call_fails_its_batch_over_to_other_workers_and_stops_the_
         future = batcher.submit(_task(), 10)
         with pytest.raises(WorkerFaultError, match="time limit"):
             future.result(timeout=10)
-        assert isinstance(runner.fatal, DeviceError) and stopped == [runner.fatal]
-        assert batcher.closed
     finally:
         engine.release.set()
         runner.stop()
+    return runner, stopped
+
+
+def test_a_hung_engine_call_fails_its_batch_over_to_other_workers_and_stops_the_runner(tmp_path: Path) -> None:
+    runner, stopped = _hung_segment(HungEngine(), tmp_path, batch=4)
+    assert isinstance(runner.fatal, DeviceError) and stopped == [runner.fatal]
+    assert runner.batcher.closed
 
 
 class FailsThenHangs(HungEngine):
@@ -105,21 +110,9 @@ class FailsThenHangs(HungEngine):
 
 def test_a_card_that_hangs_on_the_canary_request_stops_the_runner(tmp_path: Path) -> None:
     engine = FailsThenHangs()
-    batcher: Batcher[SegmentTask] = Batcher(BatchPolicy(max_items=1, max_wait_s=0.01), [32, 64, 128])
-    stopped: list[BaseException] = []
-    runner = BatchRunner(
-        engine, batcher, open_storage((tmp_path / "store").as_uri()), time_limit_s=0.2, on_fatal=stopped.append
-    )
-    runner.start()
-    try:
-        future = batcher.submit(_task(), 10)
-        with pytest.raises(WorkerFaultError, match="time limit"):
-            future.result(timeout=10)
-        assert engine.calls == 2, "the canary was the call that hung"
-        assert isinstance(runner.fatal, DeviceError) and stopped == [runner.fatal]
-    finally:
-        engine.release.set()
-        runner.stop()
+    runner, stopped = _hung_segment(engine, tmp_path, batch=1)
+    assert engine.calls == 2, "the canary was the call that hung"
+    assert isinstance(runner.fatal, DeviceError) and stopped == [runner.fatal]
 
 
 def _task() -> SegmentTask:
