@@ -103,7 +103,11 @@ class BatchRunner:
                 if self.batcher.pending_count() == 0 and self.batcher.closed:
                     return
                 continue
-            self.run(batch)
+            try:
+                self.run(batch)
+            except Exception as exc:  # run() never raises by design; a bug must not strand futures
+                log.exception("the runner failed on a batch of %d", len(batch.items))
+                self._fail(batch.items, EngineError(f"{type(exc).__name__}: {exc}"))
 
     def _accepting(self) -> bool:
         """Whether work may still be handed back for another take (not once the runner is stopping)."""

@@ -17,7 +17,7 @@ import pytest
 
 from shared.celery_app import create_app
 from shared.dead_letters import list_dead_letters
-from shared.errors import BrokerError, StorageError, WorkerFaultError
+from shared.errors import BrokerError, EngineError, StorageError, WorkerFaultError
 from shared.ledger import Ledger
 from shared.quality import DEFAULT_LIMITS
 from shared.schema import SegmentTask
@@ -155,3 +155,24 @@ def test_only_a_segment_in_the_failing_engine_call_counts_towards_poison(ledger:
         ]
     assert outcomes == ["handed_on", "handed_on", "failed"], "the third worker it takes down dead-letters it"
     assert sorted(ledger.status("failing-job").failed) == [1]
+
+
+def test_a_bug_after_the_engine_call_fails_the_batch_and_the_runner_goes_on(tmp_path: Path) -> None:
+    batcher: Batcher[SegmentTask] = Batcher(BatchPolicy(max_items=1, max_wait_s=0.01), EDGES)
+    broken: list[int] = []
+
+    def observer(record: object) -> None:
+        if type(record).__name__ == "BatchRecord" and not broken:
+            broken.append(1)
+            raise KeyError("a bug in the telemetry of a batch")
+
+    runner = BatchRunner(InstantEngine(), batcher, LocalStorage(tmp_path), time_limit_s=30, observer=observer)  # type: ignore[arg-type]
+    runner.start()
+    try:
+        first = batcher.submit(SegmentTask.model_validate(segment(0)), 10)
+        with pytest.raises(EngineError, match="KeyError"):
+            first.result(timeout=10)  # answered (to be retried), not left waiting for ever
+        second = batcher.submit(SegmentTask.model_validate(segment(1)), 10)
+        assert second.result(timeout=10).key == f"{1:064x}", "the runner thread is still there"
+    finally:
+        runner.stop()
