@@ -35,8 +35,10 @@ def test_api_runs_the_voxfarm_api_command_with_secrets_from_secret_key_refs(rend
     settings = Settings(
         api_max_upload_bytes=int(env["VOXFARM_API_MAX_UPLOAD_BYTES"]["value"]),
         api_cors_origins=json.loads(env["VOXFARM_API_CORS_ORIGINS"]["value"]),
+        api_max_priority=int(env["VOXFARM_API_MAX_PRIORITY"]["value"]),
     )
     assert settings.api_cors_origins == [], "CORS is closed by default"
+    assert settings.api_max_priority == 50, "tenants cannot outrank one another by default"
 
 
 def test_generated_admin_token_has_the_format_the_api_registers(rendered: dict[str, Rendered]) -> None:
