@@ -49,13 +49,15 @@ CHAPTER_CACHE_JOBS = 512
 """Jobs whose chapter layout (from the stored plan) is kept in memory between requests."""
 
 
-def scoped_job_id(tenant: str, job: str) -> str:
+def scoped_job_id(tenant: str, job: str, *, named: bool = False) -> str:
     """A job id no other tenant can produce: the readable part of ``job`` and a hash over tenant and id.
 
     Job ids derive from a book's content, so two tenants submitting the same
-    book would otherwise share (and overwrite) one job.
+    book would otherwise share (and overwrite) one job. The readable part of
+    a derived id drops its content digest; a name the user gave (``named``)
+    is kept whole.
     """
-    readable = slugify(job.rsplit("-", 1)[0] if job.count("-") else job, 48)
+    readable = slugify(job.rsplit("-", 1)[0] if job.count("-") and not named else job, 48)
     digest = hashlib.sha256(f"{tenant}\0{job}".encode()).hexdigest()[:12]
     return check_job_id(f"{readable}-{digest}")
 
@@ -205,7 +207,10 @@ class Farm:
         args = argparse.Namespace(book=book, **options)
         ops = self.operations
         submission = submission_from_args(args, self.settings, ops.storage)
-        submission = submission.with_job(check_job_id(job) if job else scoped_job_id(tenant, submission.job))
+        named = bool(options.get("job"))
+        submission = submission.with_job(
+            check_job_id(job) if job else scoped_job_id(tenant, submission.job, named=named)
+        )
         if ops.ledger.exists(submission.job):
             # Scoped ids make a clash impossible; never touch another tenant's job.
             current = self.status(tenant, submission.job)

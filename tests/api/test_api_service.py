@@ -175,6 +175,7 @@ def test_a_job_name_used_again_shows_the_new_book_s_chapters(api: ApiServer) -> 
     first = client.post("/v1/jobs", json={"text": LONG_BOOK, "format": "md", "job": "reused-name", "priority": 1})
     assert first.status_code == 201, first.text
     job = first.json()["job"]
+    assert job.startswith("reused-name-"), "the name given is kept whole, then the tenant's hash"
     client.post(f"/v1/jobs/{job}/pause")
     assert client.get(f"/v1/jobs/{job}").json()["chapters"][0]["title"].startswith("Part")
     live = client.post("/v1/jobs", json={"text": THREE_CHAPTERS, "format": "md", "job": "reused-name"})
