@@ -279,6 +279,12 @@ class Settings(BaseSettings):
         "before tenant weights, so by default a tenant can only lower its own jobs below the others' 50; raise "
         "it for tenants the farm trusts. Admin tokens may use 0-100 and the interactive lane.",
     )
+    api_open_requests_per_token: int = Field(
+        default=8,
+        ge=1,
+        description="Event streams and speech requests one token may hold open at once in one API process "
+        "(each polls Redis while open); one more answers 429.",
+    )
     api_speech_timeout_s: float = Field(
         default=120.0, gt=0, description="How long POST /v1/audio/speech waits for its audio before a 504."
     )

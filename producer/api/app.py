@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from producer.api import events, files, jobs, speech, submissions, system
+from producer.api.auth import OpenRequests
 from producer.api.errors import install_error_handlers
 from producer.api.farm import Farm
 from producer.api.limits import BodyLimits
@@ -59,6 +60,7 @@ def create_app(settings: Settings, farm: Farm | None = None) -> FastAPI:
     )
     app.state.farm = farm or Farm.from_settings(settings)
     app.state.metrics = ApiMetrics()
+    app.state.open_requests = OpenRequests(settings.api_open_requests_per_token)
     install_error_handlers(app)
     for module in (system, submissions, jobs, events, files, speech):
         app.include_router(module.router)

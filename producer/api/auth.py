@@ -9,8 +9,10 @@ anything must carry the header, so a forged cross-site form changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -30,6 +32,53 @@ class Caller:
     @property
     def tenant(self) -> str:
         return self.token.tenant
+
+
+@dataclass
+class OpenRequests:
+    """Requests each token holds open in this process: event streams and speech waits, which poll while open.
+
+    The rate limit counts a request when it starts; this bounds what a token
+    keeps open, so one client cannot fill the service's thread pool with
+    polls. Per process: each API replica keeps its own count.
+    """
+
+    limit: int
+    _open: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self, caller: Caller) -> None:
+        """Count one more open request of the caller's token, or answer 429 if it holds its limit."""
+        token = caller.token.id
+        with self._lock:
+            if self._open.get(token, 0) >= self.limit:
+                raise HTTPException(
+                    429,
+                    f"this token already holds {self.limit} event streams or speech requests open; "
+                    "close one, or wait for it to end",
+                    headers={"Retry-After": "5"},
+                )
+            self._open[token] = self._open.get(token, 0) + 1
+
+    def give_back(self, caller: Caller) -> None:
+        token = caller.token.id
+        with self._lock:
+            left = self._open.pop(token, 1) - 1
+            if left > 0:
+                self._open[token] = left
+
+    @contextmanager
+    def held(self, caller: Caller) -> Iterator[None]:
+        self.take(caller)
+        try:
+            yield
+        finally:
+            self.give_back(caller)
+
+
+def open_requests(request: Request) -> OpenRequests:
+    held: OpenRequests = request.app.state.open_requests
+    return held
 
 
 def farm_of(request: Request) -> Farm:

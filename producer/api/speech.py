@@ -22,7 +22,7 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from producer.api.auth import Submitter, farm_of
+from producer.api.auth import Caller, Submitter, farm_of, open_requests
 from producer.api.errors import redacted
 from producer.api.farm import CONTENT_TYPES, Farm
 from producer.api.models import SPEECH_PREFIX, SpeechIn
@@ -108,6 +108,11 @@ async def speech(body: SpeechIn, request: Request, caller: Submitter) -> Respons
         raise HTTPException(
             400, f"input is {len(body.input)} characters, over the limit of {farm.settings.api_speech_max_chars}"
         )
+    with open_requests(request).held(caller):
+        return await _answer(farm, caller, body)
+
+
+async def _answer(farm: Farm, caller: Caller, body: SpeechIn) -> Response:
     job = await run_in_threadpool(_submit, farm, caller.tenant, body)
     deadline = time.monotonic() + farm.settings.api_speech_timeout_s
     while True:

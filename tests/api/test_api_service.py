@@ -7,9 +7,11 @@ SeaweedFS, a CPU worker and the control service; tokens are made with
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import secrets
+import time
 from pathlib import Path
 
 import httpx
@@ -311,3 +313,25 @@ def test_a_large_book_is_accepted_at_once_and_planned_by_the_control_service(api
         assert other.status_code == 404, "a job planned by the control service is still its tenant's alone"
     finally:
         deferring.process.stop()
+
+
+def test_a_token_holds_a_bounded_number_of_event_streams_open(api: ApiServer) -> None:
+    client = api.client(api.token("streamers"), timeout=30.0)
+    submitted = client.post("/v1/jobs", json={"text": LONG_BOOK, "format": "md", "priority": 1})
+    job = submitted.json()["job"]
+    client.post(f"/v1/jobs/{job}/pause")  # a job that will not end while its streams are open
+    with contextlib.ExitStack() as streams:
+        opened = [streams.enter_context(client.stream("GET", f"/v1/jobs/{job}/events")) for _ in range(8)]
+        assert all(stream.status_code == 200 for stream in opened)
+        with client.stream("GET", f"/v1/jobs/{job}/events") as refused:
+            assert refused.status_code == 429, "a ninth stream is refused, not held open"
+            assert "8 event streams" in json.loads(refused.read())["error"]["message"]
+        opened[0].close()
+        deadline = time.monotonic() + 10
+        while True:
+            with client.stream("GET", f"/v1/jobs/{job}/events") as again:
+                if again.status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "a closed stream gives its place back"
+            time.sleep(0.3)
+    client.post(f"/v1/jobs/{job}/cancel")
