@@ -32,6 +32,7 @@ import redis
 from celery import Celery
 from pydantic import ValidationError
 
+from producer.fairshare import DEFAULT_PRIORITY
 from producer.request import PlanRequest, Submission, check_request, load_request, request_path, store_request
 from producer.submit import (
     DEFAULT_TENANT,
@@ -70,7 +71,7 @@ def submit_request(
     app: Celery,
     lane: Lane = "bulk",
     tenant: str = DEFAULT_TENANT,
-    priority: int = 50,
+    priority: int = DEFAULT_PRIORITY,
     replace: bool = False,
 ) -> SubmitResult:
     """Store the request, register the job as ``planning`` and leave the planning to the control plane."""
@@ -113,7 +114,7 @@ def submit_book(
     inline_chars: int,
     lane: Lane = "bulk",
     tenant: str = DEFAULT_TENANT,
-    priority: int = 50,
+    priority: int = DEFAULT_PRIORITY,
 ) -> tuple[SubmitResult, int]:
     """Plan a book of up to ``inline_chars`` characters here and submit its plan; leave a longer one to the
     control plane. Returns the result and the book's chapters (planned ones, for a book planned here)."""

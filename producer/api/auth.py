@@ -138,7 +138,7 @@ def require(scope: str) -> Callable[..., object]:
     return check
 
 
-def check_scheduling(caller: Caller, farm: Farm, *, priority: int, lane: str = "bulk") -> None:
+def check_caller_may_schedule(caller: Caller, farm: Farm, *, priority: int, lane: str = "bulk") -> None:
     """Priorities and lanes rank ahead of tenant weights: above the farm's limit they are the operators' to give."""
     if caller.token.allows("admin"):
         return

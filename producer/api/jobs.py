@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from producer.api.auth import Reader, Submitter, check_scheduling, farm_of
+from producer.api.auth import Reader, Submitter, check_caller_may_schedule, farm_of
 from producer.api.farm import Farm, eta_seconds
 from producer.api.models import ChapterOut, JobOut, PriorityIn
 from shared.errors import NotFoundError
@@ -78,6 +78,6 @@ async def cancel(job: str, request: Request, caller: Submitter) -> JobOut:
 
 @router.put("/v1/jobs/{job}/priority", summary="change a job's priority (0-100, higher first)")
 async def set_priority(job: str, body: PriorityIn, request: Request, caller: Submitter) -> JobOut:
-    check_scheduling(caller, farm_of(request), priority=body.priority)
+    check_caller_may_schedule(caller, farm_of(request), priority=body.priority)
     status = await run_in_threadpool(farm_of(request).set_priority, caller.tenant, job, body.priority)
     return JobOut.of(status)

@@ -7,8 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from producer.api.errors import redacted
 from producer.fairshare import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
-from shared.ledger import JobStatus
+from shared.ledger import JobState, JobStatus
 
 SPEECH_PREFIX = "speech--"
 """Job ids of POST /v1/audio/speech start so; a book's never does (slugs hold no double dash)."""
@@ -121,13 +122,11 @@ class JobOut(BaseModel):
 
     @classmethod
     def of(cls, status: JobStatus, eta_s: float | None = None) -> JobOut:
-        from producer.api.errors import redacted
-
         failures = [
             Failure(segment=index, reason=redacted(str(f.get("reason", "?")))[:500], attempts=f.get("attempts"))
             for index, f in sorted(status.failed.items())[:100]
         ]
-        error = status.meta.get("error") if status.state == "failed" else None
+        error = status.meta.get("error") if status.state == JobState.FAILED else None
         return cls(
             job=status.job,
             title=status.title,

@@ -19,7 +19,7 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from producer.api.auth import Submitter, check_scheduling, farm_of
+from producer.api.auth import Submitter, check_caller_may_schedule, farm_of
 from producer.api.farm import Farm
 from producer.api.models import BookOptions, Submitted, TextSubmission
 from producer.api.uploads import book_file_name, read_json, receive_book
@@ -104,7 +104,7 @@ async def submit(request: Request, caller: Submitter) -> Submitted:
             lexicon = None
         else:
             raise HTTPException(415, "send the book as multipart/form-data (field 'file') or application/json")
-        check_scheduling(caller, farm, priority=options.priority, lane=options.lane)
+        check_caller_may_schedule(caller, farm, priority=options.priority, lane=options.lane)
         return await run_in_threadpool(_plan_and_submit, farm, caller.tenant, book, options, folder, lexicon=lexicon)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

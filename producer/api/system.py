@@ -66,7 +66,7 @@ async def sign_in(body: SignIn, request: Request, response: Response) -> dict[st
 
 
 def _described(record: TokenRecord, farm: Farm) -> dict[str, Any]:
-    """The token as its holder sees it, with the highest priority it may give (`check_scheduling`)."""
+    """The token as its holder sees it, with the highest priority it may give (`check_caller_may_schedule`)."""
     highest = MAX_PRIORITY if record.allows("admin") else farm.settings.api_max_priority
     return {**record.public(), "max_priority": highest}
 
