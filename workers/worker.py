@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shared.audio import flac_encoder
 from shared.buckets import BucketPolicy, interactive_queue_name, model_name
 from shared.celery_app import create_app
 from shared.engines import engine_spec
@@ -208,7 +209,12 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
     health.set_ready(True)
     telemetry(ReadyRecord(True))
     log.info(
-        "worker %s ready on %s: %d queues, up to %d segments in hand", hostname, device.name, len(queues), concurrency
+        "worker %s ready on %s: %d queues, up to %d segments in hand, FLAC by %s",
+        hostname,
+        device.name,
+        len(queues),
+        concurrency,
+        flac_encoder(),
     )
     worker = app.Worker(
         hostname=hostname,

@@ -27,6 +27,7 @@ from producer.embedded import LocalFarm, local_farm, worker_count
 from producer.ingest import load_book
 from producer.planner import PlanOptions, default_params, plan_book
 from producer.submit import submit_plan
+from shared.audio import flac_encoder
 from shared.buckets import BucketPolicy
 from shared.celery_app import create_app
 from shared.errors import BadInputError, FatalError
@@ -104,6 +105,7 @@ def run_standin_bench(options: StandInOptions) -> dict[str, Any]:
         "workers": workers,
         "unit_segments": options.unit_segments,
         "upload_processes": options.upload_processes,
+        "flac_encoder": flac_encoder(),
         **run,
     }
 
@@ -247,7 +249,8 @@ def format_standin(report: dict[str, Any]) -> str:
     lines = [
         f"stand-in engine: {report['book']}, {report['distinct_segments']} distinct segments "
         f"({report['segments']} in {report['chapters']} chapters), {report['workers']} workers, "
-        f"{report['unit_segments']} segments per message, {report['upload_processes']} upload processes each",
+        f"{report['unit_segments']} segments per message, {report['upload_processes']} upload processes each, "
+        f"FLAC by {report['flac_encoder']}",
         f"    wall {report['wall_s']:.2f}s (submit {report['submit_s']:.2f}s)   "
         f"{report['segments_per_s']:.1f} segments/s through the whole farm   stored {report['stored']}",
         "    worker CPU ms per segment:",

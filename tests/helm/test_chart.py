@@ -578,6 +578,16 @@ def test_ascend_image_pins_the_documented_cann_torch_torch_npu_pairing() -> None
     assert re.search(r"CANN 9\.0\.0.*torch 2\.10\.0.*torch_npu 2\.10\.0", readme)
 
 
+@pytest.mark.parametrize(
+    ("name", "package"), [("cpu", "libflac12"), ("cuda", "libflac12"), ("ascend", "libflac8"), ("dcu", "libflac8")]
+)
+def test_worker_images_install_libflac_to_encode_segments_without_libsndfile(name: str, package: str) -> None:
+    """shared.flac loads the system's libFLAC; without it segments fall back to libsndfile's slower encoder."""
+    dockerfile = (DOCKER_DIR / f"Dockerfile.{name}").read_text()
+
+    assert re.search(rf"apt-get install -y --no-install-recommends [^\n]*\b{package}\b", dockerfile)
+
+
 @pytest.mark.parametrize("name", ["cpu", "cuda", "ascend", "dcu"])
 def test_worker_images_run_as_the_chart_user_with_the_voxfarm_entrypoint(name: str) -> None:
     dockerfile = (DOCKER_DIR / f"Dockerfile.{name}").read_text()

@@ -26,6 +26,7 @@ def test_standin_bench_stores_every_segment_and_accounts_for_the_cpu_by_part(tmp
     assert report["stored"] == distinct
     assert report["worker_segments"] == distinct
     assert (report["workers"], report["unit_segments"], report["upload_processes"]) == (2, 3, processes)
+    assert report["flac_encoder"] == "libFLAC without MD5"
     assert abs(report["segments_per_s"] * report["wall_s"] - distinct) <= 0.01 * distinct
     worker = report["worker_cpu_ms_per_segment"]
     assert set(worker) == {*WORKER_PARTS, "total"}
