@@ -39,8 +39,9 @@ from producer.audiobook.loudness import Leveller, LevelReport, LoudnessTarget
 from producer.audiobook.m4b import BookInfo, build_m4b
 from producer.audiobook.resample import resample
 from producer.audiobook.voice_match import VoiceMatcher
+from producer.submit import load_plan
 from shared.errors import BadInputError, NotFoundError
-from shared.keys import job_dir, manifest_path, plan_path, segment_path
+from shared.keys import job_dir, manifest_path, segment_path
 from shared.names import slugify
 from shared.quality import QualityReport, report_from_comment, speech_bounds
 from shared.schema import (
@@ -73,14 +74,6 @@ class Pauses:
     sentence_ms: int = 250
     paragraph_ms: int = 600
     chapter_ms: int = 1500
-
-
-def load_plan(storage: Storage, job: str) -> JobPlan:
-    try:
-        raw = storage.get_bytes(plan_path(job))
-    except NotFoundError as exc:
-        raise NotFoundError(f"job {job!r} has no plan in {storage.describe()}; was it submitted there?") from exc
-    return JobPlan.model_validate_json(raw)
 
 
 def chapter_file_name(chapter: ChapterPlan, extension: str = "flac") -> str:

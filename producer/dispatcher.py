@@ -32,13 +32,12 @@ from typing import cast
 import redis
 from celery import Celery
 
-from producer.assemble import load_plan
 from producer.envelopes import Envelopes, task_kwargs_json
 from producer.fairshare import DEFAULT_PRIORITY, FairShare, ShareState
 from producer.fenced_push import FencedPush, Outgoing
 from producer.jobwork import JobWork, Unit, build_units
 from producer.lease import Lease
-from producer.submit import DEFAULT_TENANT, group_by_key, segment_tasks, send_options, task_queue
+from producer.submit import DEFAULT_TENANT, group_by_key, load_plan, segment_tasks, send_options, task_queue
 from producer.tenants import Tenant, ensure_tenants, read_tenants
 from shared.buckets import interactive_queue_name, queue_name
 from shared.engines import engine_spec

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 import redis
 from celery import Celery
 
-from producer.assemble import load_plan
 from producer.deferred import is_unplanned, planning_locked, planning_meta, send_planning
 from producer.request import REQUEST_FILE, load_request
 from producer.submit import (
     group_by_key,
     ledger_meta,
+    load_plan,
     plan_stored_keys,
     read_submission,
     send_assembly,
@@ -35,7 +35,7 @@ from producer.submit import (
     update_submission,
     wake_dispatcher,
 )
-from shared.errors import BadInputError, NotFoundError, RetryableError, VoxfarmError
+from shared.errors import BadInputError, ConflictError, NotFoundError, RetryableError, VoxfarmError
 from shared.keys import manifest_path
 from shared.ledger import JobState, Ledger
 from shared.redis_keys import SCHED_ACTIVE, resume_lock_key
@@ -94,7 +94,7 @@ def resume_job(
     if status.state == JobState.CANCELLED or submission.get("cancelled"):
         if rebuilt:
             ledger.set_state(job, JobState.CANCELLED)
-        raise BadInputError(f"job {job} was cancelled; submit the book again to render it (what is stored is reused)")
+        raise ConflictError(f"job {job} was cancelled; submit the book again to render it (what is stored is reused)")
 
     mark = ledger.mark_done(job, stored_indexes) if stored_indexes else None
     done = ledger.done_indexes(job)
@@ -119,7 +119,7 @@ def resume_job(
     if complete:
         current = ledger.status(job).state
         if (mark is not None and mark.completed) or current in (JobState.ASSEMBLING, JobState.RENDERING):
-            ledger.set_state(job, JobState.ASSEMBLING)
+            _move_on(ledger, job, JobState.ASSEMBLING, (JobState.ASSEMBLING, JobState.RENDERING))
             send_assembly(app, job)
             assembling = True
     elif paused and not unpause:
@@ -127,7 +127,8 @@ def resume_job(
             ledger.set_state(job, JobState.PAUSED)  # a pause outlives a lost Redis; `voxfarm resume` lifts it
     else:
         if status.state in (JobState.FAILED, JobState.PAUSED) or rebuilt:
-            ledger.set_state(job, JobState.RENDERING if done or sent else JobState.QUEUED)
+            to = JobState.RENDERING if done or sent else JobState.QUEUED
+            _move_on(ledger, job, to, (JobState.QUEUED, JobState.FAILED, JobState.PAUSED))
         if paused:
             update_submission(storage, job, paused=0)
         ledger.reload(job)
@@ -142,6 +143,22 @@ def resume_job(
         extra={"job": job},
     )
     return ResumeResult(job, plan.segments_total, len(stored_indexes), enqueued, in_flight, rebuilt, assembling)
+
+
+def _move_on(ledger: Ledger, job: str, to: JobState, allowed: tuple[JobState, ...]) -> None:
+    """Move the job on from the state read earlier, unless a cancel landed since: the cancel wins.
+
+    Resuming reads the plan and storage between reading the job's state and
+    changing it (seconds for a long book); a blind write would bring a job
+    cancelled meanwhile back to life. A job another resume moved on already
+    is left as it is.
+    """
+    moved, previous = ledger.transition(job, to, allowed)
+    if not moved and previous == JobState.CANCELLED.value:
+        raise ConflictError(
+            f"job {job} was cancelled while it was being resumed; submit the book again to render it "
+            "(what is stored is reused)"
+        )
 
 
 def _waiting_for_plan(ledger: Ledger, job: str) -> bool:
@@ -163,13 +180,13 @@ def resume_planning(job: str, *, storage: Storage, ledger: Ledger, app: Celery, 
     if state == JobState.CANCELLED or submission.get("cancelled"):
         if rebuilt:
             ledger.set_state(job, JobState.CANCELLED)
-        raise BadInputError(f"job {job} was cancelled; submit the book again to render it (what is stored is reused)")
+        raise ConflictError(f"job {job} was cancelled; submit the book again to render it (what is stored is reused)")
     paused = state == JobState.PAUSED or bool(submission.get("paused"))
     if paused and not unpause:
         if rebuilt:
             ledger.set_state(job, JobState.PAUSED)  # planned now, dispatched once `voxfarm resume` lifts the pause
     elif state != JobState.PLANNING:
-        ledger.set_state(job, JobState.PLANNING)
+        _move_on(ledger, job, JobState.PLANNING, (JobState.FAILED, JobState.PAUSED))
         if paused:
             update_submission(storage, job, paused=0)
     if not planning_locked(ledger, job):

@@ -197,6 +197,16 @@ def update_submission(storage: Storage, job: str, **fields: str | int) -> None:
     storage.put_bytes(f"{job_dir(job)}/{SUBMISSION_FILE}", json.dumps(document).encode(), "application/json")
 
 
+def load_plan(storage: Storage, job: str) -> JobPlan:
+    """The plan ``submit_plan`` stored (here, not in ``producer.assemble``: the command line's operations need it,
+    and assembly's audio libraries take a second to import)."""
+    try:
+        raw = storage.get_bytes(plan_path(job))
+    except NotFoundError as exc:
+        raise NotFoundError(f"job {job!r} has no plan in {storage.describe()}; was it submitted there?") from exc
+    return JobPlan.model_validate_json(raw)
+
+
 def submitted_reused(storage: Storage, job: str) -> int:
     try:
         return int(str(read_submission(storage, job)["reused"]))

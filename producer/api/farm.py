@@ -17,9 +17,8 @@ from pathlib import Path
 from threading import Lock
 from typing import Any
 
-from producer.assemble import load_plan
 from producer.operations import Operations
-from producer.submit import SubmitResult
+from producer.submit import SubmitResult, load_plan
 from producer.tenants import Tenant
 from producer.tokens import TokenStore
 from shared.errors import ConflictError, NotFoundError

@@ -41,12 +41,11 @@ import redis
 from celery import Celery
 
 from producer.api.models import BookOptions
-from producer.assemble import load_plan
 from producer.deferred import plan_submitted, submit_request
 from producer.dispatcher import Dispatcher
 from producer.embedded import LocalRedis
 from producer.request import REQUEST_FILE, submission_from_args
-from producer.submit import SUBMISSION_FILE, submit_plan
+from producer.submit import SUBMISSION_FILE, load_plan, submit_plan
 from shared.celery_app import create_app
 from shared.errors import VoxfarmError
 from shared.keys import job_dir

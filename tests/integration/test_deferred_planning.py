@@ -17,11 +17,11 @@ import pytest
 import redis
 
 from producer.api.models import BookOptions
-from producer.assemble import load_plan
 from producer.deferred import plan_submitted, submit_request
 from producer.operations import Operations
 from producer.request import Submission, load_request, store_request, submission_from_args
 from producer.resume import Reconciler, resume_job, unfinished_jobs_in_storage
+from producer.submit import load_plan
 from shared.buckets import CONTROL_QUEUE
 from shared.errors import BadInputError
 from shared.keys import plan_path

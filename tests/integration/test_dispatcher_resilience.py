@@ -3,6 +3,7 @@
 One job's unreadable plan, a bug in a cycle, a plan load longer than the
 lease, a job reloaded, a segment given up, a ledger entry half rebuilt: in
 each the other jobs keep being dispatched, and no replica loses its place.
+A cancel that lands while a resume is reading the job wins.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import redis
 
 from producer.dispatcher import Dispatcher
 from producer.ingest import load_book
+from producer.operations import Operations
 from producer.planner import PlanOptions, default_params, plan_book
 from producer.resume import Reconciler
 from producer.submit import submit_plan
 from shared.buckets import BucketPolicy
 from shared.celery_app import create_app
+from shared.errors import ConflictError
 from shared.keys import plan_path
 from shared.ledger import JobState, Ledger
 from shared.redis_keys import SCHED_ACTIVE
@@ -188,3 +191,21 @@ def test_a_queued_job_waiting_its_turn_is_not_taken_for_stalled(redis_url: str, 
     reconciler = Reconciler(storage=farm.storage, ledger=farm.ledger, app=farm.app, settings=farm.settings)
     assert reconciler.run_once() == []
     assert farm.ledger.status(plan.job).meta["gen"] == gen, "not resumed, so not reloaded by the dispatcher"
+
+
+def test_a_cancel_that_lands_while_a_resume_reads_storage_wins(farm: Farmless, monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = farm.submit("Contested")
+    operations = Operations(farm.storage, farm.ledger, farm.app, farm.settings)
+    operations.pause(plan.job)
+    read_done = farm.ledger.done_indexes
+
+    def cancelled_meanwhile(job: str) -> set[int]:  # another user's cancel, between the resume's read and write
+        operations.cancel(job)
+        return read_done(job)
+
+    monkeypatch.setattr(farm.ledger, "done_indexes", cancelled_meanwhile)
+    with pytest.raises(ConflictError, match="cancelled while it was being resumed"):
+        operations.resume(plan.job)
+
+    assert farm.ledger.status(plan.job).state == JobState.CANCELLED
+    assert farm.dispatcher().cycle().dispatched == 0 and farm.sent(plan) == 0
