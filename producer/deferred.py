@@ -159,6 +159,7 @@ def plan_submitted(job: str, *, ledger: Ledger, app: Celery, settings: Settings,
             log.error("planning %s failed: %s", job, message, extra={"job": job})
             ledger.set_state(job, JobState.FAILED, error=message[:500])
             return JobState.FAILED.value
+        update_submission(Storage.from_settings(settings), ledger.redis, job, reused=len(planned.reused))
         mark = ledger.finish_planning(job, total=planned.total, reused=planned.reused, meta=planned.meta)
     if mark is None:
         return "not waiting for a plan"
@@ -201,7 +202,6 @@ def plan_and_store(job: str, settings: Settings) -> Planned:
     except ValidationError as exc:  # pydantic's errors do not cross a process boundary: keep the message
         raise BadInputError(f"job {job}: the stored request or its plan is not valid: {exc}") from None
     reused, missing = store_and_compare(storage, plan)
-    update_submission(storage, job, reused=len(reused))
     meta = {k: v for k, v in ledger_meta(plan).items() if k not in SCHEDULING_FIELDS}
     return Planned(plan.segments_total, reused, len(missing), meta)
 

@@ -74,7 +74,7 @@ class Operations:
 
     def pause(self, job: str) -> JobStatus:
         status = self._change(job, JobState.PAUSED, (JobState.PLANNING, JobState.QUEUED, JobState.RENDERING), "pause")
-        update_submission(self.storage, job, paused=1)
+        update_submission(self.storage, self.ledger.redis, job, paused=1)
         return status
 
     def resume(self, job: str, *, force: bool = False) -> ResumeResult:
@@ -85,7 +85,7 @@ class Operations:
 
     def cancel(self, job: str) -> JobStatus:
         status = self._change(job, JobState.CANCELLED, (*_LIVE, JobState.FAILED), "cancel")
-        update_submission(self.storage, job, cancelled=1)
+        update_submission(self.storage, self.ledger.redis, job, cancelled=1)
         return status
 
     def set_priority(self, job: str, priority: int) -> JobStatus:
@@ -94,7 +94,7 @@ class Operations:
         if current.state not in _LIVE:
             raise ConflictError(f"cannot change the priority of job {job}: it is {current.state}")
         self.ledger.set_meta(job, priority=priority)
-        update_submission(self.storage, job, priority=priority)
+        update_submission(self.storage, self.ledger.redis, job, priority=priority)
         wake_dispatcher(self.ledger)
         return self.ledger.status(job)
 

@@ -130,7 +130,7 @@ def resume_job(
             to = JobState.RENDERING if done or sent else JobState.QUEUED
             _move_on(ledger, job, to, (JobState.QUEUED, JobState.FAILED, JobState.PAUSED))
         if paused:
-            update_submission(storage, job, paused=0)
+            update_submission(storage, ledger.redis, job, paused=0)
         ledger.reload(job)
         wake_dispatcher(ledger)
     log.info(
@@ -188,7 +188,7 @@ def resume_planning(job: str, *, storage: Storage, ledger: Ledger, app: Celery, 
     elif state != JobState.PLANNING:
         _move_on(ledger, job, JobState.PLANNING, (JobState.FAILED, JobState.PAUSED))
         if paused:
-            update_submission(storage, job, paused=0)
+            update_submission(storage, ledger.redis, job, paused=0)
     if not planning_locked(ledger, job):
         send_planning(app, job)  # a second plan task finds the job planned, or the lock held, and does nothing
     log.info("resumed %s: handed to the control plane to plan%s", job, " (ledger rebuilt)" if rebuilt else "")

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import redis
 from celery import Celery
 
 from producer.fairshare import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY
@@ -27,6 +28,7 @@ from shared.engines import engine_spec
 from shared.errors import BadInputError, BrokerError, ConflictError, NotFoundError
 from shared.keys import job_dir, plan_path, segment_path
 from shared.ledger import LIVE_STATES, Ledger
+from shared.locks import changing
 from shared.names import check_tenant
 from shared.redis_keys import SCHED_WAKE
 from shared.schema import JobPlan, SegmentPlan, SegmentTask
@@ -190,11 +192,13 @@ def read_submission(storage: Storage, job: str) -> dict[str, str | int | float]:
     return document if isinstance(document, dict) else {}
 
 
-def update_submission(storage: Storage, job: str, **fields: str | int) -> None:
+def update_submission(storage: Storage, client: redis.Redis, job: str, **fields: str | int) -> None:
     """Keep an operation (priority, pause, cancel) in storage too, so a Redis that loses it loses nothing."""
-    document = read_submission(storage, job)
-    document.update(fields)
-    storage.put_bytes(f"{job_dir(job)}/{SUBMISSION_FILE}", json.dumps(document).encode(), "application/json")
+    path = f"{job_dir(job)}/{SUBMISSION_FILE}"
+    with changing(client, path):  # two operations at once must not each write back what they read
+        document = read_submission(storage, job)
+        document.update(fields)
+        storage.put_bytes(path, json.dumps(document).encode(), "application/json")
 
 
 def load_plan(storage: Storage, job: str) -> JobPlan:

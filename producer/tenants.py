@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import redis
 
 from shared.errors import BadInputError, BrokerError, NotFoundError
+from shared.locks import changing
 from shared.names import check_tenant
 from shared.redis_keys import SCHED_TENANTS
 from shared.settings import Settings
@@ -80,19 +81,20 @@ def _save(storage: Storage, tenants: dict[str, Tenant]) -> None:
 def set_tenant(client: redis.Redis, storage: Storage, name: str, *, weight: float | None, quota: int | None) -> Tenant:
     """Create or change a tenant; quota 0 clears its limit. Storage first, then Redis."""
     check_tenant(name)
-    tenants = stored_tenants(storage) or read_tenants(client)
-    current = tenants.get(name, Tenant(name))
-    updated = Tenant(
-        name,
-        check_weight(weight) if weight is not None else current.weight,
-        current.quota if quota is None else (check_quota(quota) if quota > 0 else None),
-    )
-    tenants[name] = updated
-    _save(storage, tenants)
-    try:
-        client.hset(SCHED_TENANTS, name, _encode(updated))
-    except redis.RedisError as exc:
-        raise BrokerError(f"cannot write tenants: {exc}; check VOXFARM_REDIS_URL") from exc
+    with changing(client, TENANTS_FILE):  # two admins setting two tenants at once must both be kept
+        tenants = stored_tenants(storage) or read_tenants(client)
+        current = tenants.get(name, Tenant(name))
+        updated = Tenant(
+            name,
+            check_weight(weight) if weight is not None else current.weight,
+            current.quota if quota is None else (check_quota(quota) if quota > 0 else None),
+        )
+        tenants[name] = updated
+        _save(storage, tenants)
+        try:
+            client.hset(SCHED_TENANTS, name, _encode(updated))  # in the same order as storage
+        except redis.RedisError as exc:
+            raise BrokerError(f"cannot write tenants: {exc}; check VOXFARM_REDIS_URL") from exc
     return updated
 
 

@@ -57,6 +57,11 @@ def plan_lock_key(job: str) -> str:
     return f"{PREFIX}:lock:plan:{job}"
 
 
+def document_lock_key(path: str) -> str:
+    """Held while a document in storage is read, changed and written back (``shared.locks``)."""
+    return f"{PREFIX}:lock:document:{path}"
+
+
 def prompt_lock_key(prompt_key: str) -> str:
     return f"{PREFIX}:qwen3:prompt-lock:{prompt_key}"
 
