@@ -135,12 +135,18 @@ class LibFlac:
             _output.data = bytearray()
 
 
+SONAMES = ("libFLAC.so.14", "libFLAC.so.12", "libFLAC.so.8")
+"""FLAC 1.5, 1.4 and 1.3 on Linux: tried by name first, as searching runs ldconfig in a subprocess."""
+
+
 def load_libflac() -> LibFlac | None:
     """The system's libFLAC, or None where it is not installed (then libsndfile encodes)."""
-    name = ctypes.util.find_library("FLAC")
-    if name is None:
-        return None
-    try:
-        return LibFlac(ctypes.CDLL(name))
-    except (OSError, AttributeError):  # not loadable, or too old to have these calls
-        return None
+    for name in (*SONAMES, None):
+        path = name or ctypes.util.find_library("FLAC")  # elsewhere: macOS, other sonames
+        if path is None:
+            continue
+        try:
+            return LibFlac(ctypes.CDLL(path))
+        except (OSError, AttributeError):  # not there, or too old to have these calls
+            continue
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes.util
 import io
 import threading
 
@@ -10,6 +11,7 @@ import pytest
 import soundfile as sf
 
 import shared.audio
+import shared.flac
 from shared.audio import decode_audio, encode_flac
 
 RATE = 22050
@@ -102,3 +104,14 @@ def test_encoded_segments_decode_to_the_clipped_samples_within_one_step() -> Non
 
     assert rate == RATE
     assert np.max(np.abs(decoded - np.clip(samples, -1.0, 1.0))) <= 1.0 / 32768 + 1e-7
+
+
+def test_without_a_loadable_libflac_the_loader_answers_none_for_libsndfile_to_encode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shared.flac, "SONAMES", ("libFLAC.so.0-missing",))
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    assert shared.flac.load_libflac() is None
+
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: "libc.so.6")  # loads, but no FLAC calls
+    assert shared.flac.load_libflac() is None
