@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -22,13 +23,13 @@ CHANGES = 12
 
 def _all_at_once(changes: list[Callable[[], object]]) -> None:
     barrier = threading.Barrier(len(changes))
-    errors: list[BaseException] = []
+    errors: list[Exception] = []
 
     def run(change: Callable[[], object]) -> None:
         barrier.wait()
         try:
             change()
-        except BaseException as exc:  # reported below, from the test's own thread
+        except Exception as exc:  # noqa: BLE001 - reported below, from the test's own thread
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(change,)) for change in changes]
@@ -44,7 +45,7 @@ def test_operations_on_one_job_at_once_keep_every_field_of_its_submission(redis_
     storage.put_bytes(f"{job_dir(job)}/{SUBMISSION_FILE}", b'{"reused": 3}')
     fields = [f"operation{n}" for n in range(CHANGES)]
 
-    _all_at_once([lambda field=field: update_submission(storage, client, job, **{field: 1}) for field in fields])
+    _all_at_once([partial(update_submission, storage, client, job, **{field: 1}) for field in fields])
 
     assert read_submission(storage, job) == {"reused": 3, **{field: 1 for field in fields}}
 
@@ -53,7 +54,7 @@ def test_tenants_set_at_once_are_all_kept_in_storage_and_redis(redis_url: str, t
     storage, client = LocalStorage(tmp_path), redis.Redis.from_url(redis_url)
     names = [f"tenant-{n}" for n in range(CHANGES)]
 
-    _all_at_once([lambda name=name: set_tenant(client, storage, name, weight=2.0, quota=None) for name in names])
+    _all_at_once([partial(set_tenant, client, storage, name, weight=2.0, quota=None) for name in names])
 
     assert sorted(stored_tenants(storage)) == sorted(read_tenants(client)) == sorted(names)
 
@@ -66,7 +67,7 @@ def test_a_change_that_waits_too_long_for_another_says_to_try_again(
     held = client.lock(document_lock_key(TENANTS_FILE), timeout=30)
     assert held.acquire()
     try:
-        with pytest.raises(BrokerError, match="held by another change for 0.2 s; try again"):
+        with pytest.raises(BrokerError, match=r"held by another change for 0\.2 s; try again"):
             set_tenant(client, storage, "late", weight=2.0, quota=None)
     finally:
         held.release()
