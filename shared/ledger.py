@@ -63,7 +63,8 @@ LIVE_STATES = (JobState.PLANNING, JobState.QUEUED, JobState.RENDERING, JobState.
 FINAL_STATES = (JobState.DONE, JobState.CANCELLED)
 
 
-#: Marks indexes done; flips rendering -> assembling when every segment is done.
+#: Marks indexes done; flips rendering -> assembling when every segment is done, or -> failed when every
+#: segment is done or failed and some failed (the last to finish may be a success: _MARK_FAILED's mirror).
 #: Returns {newly_done, done, total, transitioned(1/0), known(1/0)}.
 _MARK_DONE = """
 local meta, done, failed = KEYS[1], KEYS[2], KEYS[3]
@@ -82,6 +83,11 @@ if n >= total then
   if state == 'rendering' or state == 'failed' or state == 'queued' or state == 'paused' then
     redis.call('HSET', meta, 'state', 'assembling')
     moved = 1
+  end
+elseif added > 0 and n + redis.call('HLEN', failed) >= total then
+  local state = redis.call('HGET', meta, 'state')
+  if state == 'rendering' or state == 'queued' or state == 'paused' then
+    redis.call('HSET', meta, 'state', 'failed')
   end
 end
 return {added, n, total, moved, 1}

@@ -69,6 +69,21 @@ def test_failures_are_recorded_with_reason_and_cleared_by_a_later_success(ledger
     assert status.failed == {} and status.state == JobState.ASSEMBLING
 
 
+def test_a_job_ends_failed_when_its_last_segment_to_finish_succeeds_after_another_failed(ledger: Ledger) -> None:
+    ledger.create_job("poisoned", total=3, reused=[], meta={"title": "Poisoned"})
+    ledger.mark_failed("poisoned", [0], "dead-lettered early", attempts=1)
+    ledger.mark_done("poisoned", [1])
+    assert ledger.status("poisoned").state == JobState.QUEUED, "one segment is still to come"
+
+    result = ledger.mark_done("poisoned", [2])
+
+    assert not result.completed, "nothing to assemble"
+    status = ledger.status("poisoned")
+    assert status.state == JobState.FAILED and sorted(status.failed) == [0], "not left waiting for ever"
+    ledger.mark_done("poisoned", [2])  # a duplicate mark changes nothing
+    assert ledger.status("poisoned").state == JobState.FAILED
+
+
 def test_a_failure_after_success_does_not_undo_it(ledger: Ledger) -> None:
     ledger.create_job("dup", total=1, reused=[], meta={"title": "Dup"})
     ledger.mark_done("dup", [0])
