@@ -22,7 +22,7 @@ BUCKET_LABELS = (*WORKER_LABELS, "bucket")
 
 RETRY_REASONS = ("engine", "storage", "broker", "timeout")
 """Why a segment went back for another attempt (``reason`` of voxfarm_retries_total)."""
-DEAD_LETTER_REASONS = ("invalid", "bad_input", "retries_exhausted")
+DEAD_LETTER_REASONS = ("invalid", "bad_input", "retries_exhausted", "crashes_workers")
 """Why a segment was given up (``reason`` of voxfarm_dead_letters_total)."""
 FAILURE_KINDS = ("poison", "oom", "time_limit", "device", "quality")
 """How an engine call failed (``kind`` of voxfarm_batch_failures_total); quality: a take failed the quality gate."""

@@ -8,7 +8,9 @@ ready it serves the one whose oldest item has waited longest relative to its
 deadline, so no bucket starves. A bucket released on its deadline while
 still nearly empty can be folded into its larger neighbour, paying some
 padding to save a whole engine call. An optional interactive lane is served
-before bulk work.
+before bulk work. An item submitted ``alone`` (a segment that was in an
+engine call that took a worker down) is an engine call of its own, served
+first, so that if it is the culprit it takes no other segment with it.
 
 The batcher only forms batches; running them is the runner's job.
 """
@@ -54,6 +56,8 @@ class Pending(Generic[T]):
     deadline: float
     interactive: bool
     future: Future[Any]
+    alone: bool = False
+    """An engine call of its own (see the module)."""
 
 
 @dataclass
@@ -62,7 +66,7 @@ class Batch(Generic[T]):
     """Every item is padded to this many tokens."""
     items: list[Pending[T]]
     reason: str
-    """Why it was released: full, deadline, fold, interactive or drain."""
+    """Why it was released: full, deadline, fold, interactive, alone or drain."""
     formed_at: float
     folded_from: int | None = None
 
@@ -90,6 +94,7 @@ class Batcher(Generic[T]):
         self._clock = clock
         self._buckets: dict[int, deque[Pending[T]]] = {edge: deque() for edge in self.edges}
         self._interactive: deque[Pending[T]] = deque()
+        self._alone: deque[Pending[T]] = deque()
         self._cond = threading.Condition()
         self._draining = False
         self._closed = False
@@ -105,8 +110,11 @@ class Batcher(Generic[T]):
         """Queue one item; its future is resolved by whoever runs the batch."""
         return self.submit_many([(payload, tokens, interactive)])[0]
 
-    def submit_many(self, items: Sequence[tuple[T, int, bool]]) -> list[Future[Any]]:
-        """Queue (payload, tokens, interactive) items under one lock and one wake-up (a work unit's segments)."""
+    def submit_many(self, items: Sequence[tuple[T, int, bool]], *, alone: bool = False) -> list[Future[Any]]:
+        """Queue (payload, tokens, interactive) items under one lock and one wake-up (a work unit's segments).
+
+        ``alone``: each item is an engine call of its own, served before any other batch.
+        """
         now = self._clock()
         pending = [
             Pending(
@@ -117,6 +125,7 @@ class Batcher(Generic[T]):
                 now + (self.policy.interactive_wait_s if interactive else self.policy.max_wait_s),
                 interactive,
                 Future(),
+                alone,
             )
             for payload, tokens, interactive in items
         ]
@@ -124,7 +133,7 @@ class Batcher(Generic[T]):
             if self._closed:
                 raise RuntimeError("batcher is closed")
             for item in pending:
-                (self._interactive if item.interactive else self._buckets[item.edge]).append(item)
+                self._lane(item).append(item)
             self._cond.notify_all()
         return [item.future for item in pending]
 
@@ -132,8 +141,13 @@ class Batcher(Generic[T]):
         """Put items back at the front of their buckets (a batch split after a failure)."""
         with self._cond:
             for item in reversed(list(items)):
-                (self._interactive if item.interactive else self._buckets[item.edge]).appendleft(item)
+                self._lane(item).appendleft(item)
             self._cond.notify_all()
+
+    def _lane(self, item: Pending[T]) -> deque[Pending[T]]:
+        if item.alone:
+            return self._alone
+        return self._interactive if item.interactive else self._buckets[item.edge]
 
     # --- the runner ----------------------------------------------------------
     def next_batch(self, timeout: float | None = None) -> Batch[T] | None:
@@ -175,7 +189,8 @@ class Batcher(Generic[T]):
     def take_all(self) -> list[Pending[T]]:
         """Remove and return everything waiting (a worker giving its items back before it stops)."""
         with self._cond:
-            items = list(self._interactive)
+            items = [*self._alone, *self._interactive]
+            self._alone.clear()
             self._interactive.clear()
             for queue in self._buckets.values():
                 items.extend(queue)
@@ -188,7 +203,7 @@ class Batcher(Generic[T]):
             return self.pending_count_locked()
 
     def pending_count_locked(self) -> int:
-        return len(self._interactive) + sum(len(q) for q in self._buckets.values())
+        return len(self._alone) + len(self._interactive) + sum(len(q) for q in self._buckets.values())
 
     def pending_by_edge(self) -> dict[int, int]:
         with self._cond:
@@ -199,9 +214,14 @@ class Batcher(Generic[T]):
         heads = [q[0].deadline for q in self._buckets.values() if q]
         if self._interactive:
             heads.append(self._interactive[0].deadline)
+        if self._alone:
+            heads.append(self._alone[0].arrived)
         return heads
 
     def _pick(self, now: float) -> Batch[T] | None:
+        if self._alone:
+            item = self._alone.popleft()
+            return Batch(item.edge, [item], "alone", now)
         lane = self._take_interactive(now)
         if lane is not None:
             return lane

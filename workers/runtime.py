@@ -122,7 +122,8 @@ class WorkerRuntime:
                 missing.append((position, segment))
         later: list[_RetryLater] = []
         handed: list[WorkerFaultError] = []
-        outcomes = self._render([segment for _, segment in missing])
+        missing, suspects = self._sort_suspects(task, missing, attempts, results)
+        outcomes = self._render([segment for _, segment in missing], alone={s.key for s in suspects})
         for (position, segment), outcome in zip(missing, outcomes, strict=True):
             if isinstance(outcome, StoredSegment):
                 done.append((segment, "rendered"))
@@ -178,13 +179,62 @@ class WorkerRuntime:
                     live.append((position, segment))
         return live
 
-    def _render(self, segments: list[SegmentTask]) -> list[StoredSegment | BaseException]:
-        """Hand every segment to the batcher at once and wait until each is stored or has failed."""
+    def _sort_suspects(
+        self, task: Task, missing: list[tuple[int, SegmentTask]], attempts: int, results: list[dict[str, Any]]
+    ) -> tuple[list[tuple[int, SegmentTask]], list[SegmentTask]]:
+        """What of a redelivered message to render, and which of it was in an engine call that took a worker down.
+
+        A work unit comes back whole after such a call, its segments likely to
+        share one call again: were one of them the culprit, all would take
+        down the next worker together, and after three all would be
+        dead-lettered. So each suspect is rendered in a call of its own
+        (``Batcher.submit_many(alone=...)``): only the culprit fails again. One
+        that already reached ``MAX_WORKER_FAULTS`` was dead-lettered then and
+        is not rendered again; its mates were what brought the message back.
+        The fault counts are read only for a redelivered message (one Redis
+        call), as only a worker that failed puts a message back.
+        """
+        delivery = getattr(task.request, "delivery_info", None) or {}
+        if not missing or not delivery.get("redelivered"):
+            return missing, []
+        try:
+            counts = self.ledger.redis.mget([worker_faults_key(segment.key) for _, segment in missing])
+        except redis.RedisError:
+            return missing, []  # unknown: rendered as usual, as before the counts were kept
+        render: list[tuple[int, SegmentTask]] = []
+        suspects: list[SegmentTask] = []
+        for (position, segment), count in zip(missing, counts, strict=True):
+            faults = int(count or 0)
+            if faults >= MAX_WORKER_FAULTS:
+                reason = f"took down {faults} workers"
+                mark = functools.partial(self.ledger.mark_failed, segment.job, segment.indexes, reason, attempts)
+                _with_retries(mark, BrokerError)
+                results[position] = {"status": "failed", "reason": reason}
+                continue
+            render.append((position, segment))
+            if faults:
+                suspects.append(segment)
+                log.warning(
+                    "segment %s of %s was in an engine call that took down %d worker(s): rendering it alone",
+                    segment.indexes[0],
+                    segment.job,
+                    faults,
+                    extra={"job": segment.job, "segment": segment.indexes[0]},
+                )
+        return render, suspects
+
+    def _render(
+        self, segments: list[SegmentTask], alone: set[str] | None = None
+    ) -> list[StoredSegment | BaseException]:
+        """Hand every segment to the batcher at once and wait until each is stored or has failed.
+
+        Those whose keys are in ``alone`` are each an engine call of their own (``_sort_suspects``).
+        """
         if not segments:
             return []
         futures: list[Future[StoredSegment]] | list[WorkerFaultError]
         try:
-            futures = self.batcher.submit_many([(s, len(s.ids), s.priority == "interactive") for s in segments])
+            futures = self._submit(segments, alone or set())
         except RuntimeError as exc:  # the batcher closed: this worker is stopping
             futures = [WorkerFaultError(f"worker is stopping: {exc}") for _ in segments]
         self.report(InFlightRecord(+len(futures)))
@@ -202,6 +252,16 @@ class WorkerRuntime:
         finally:
             self.report(InFlightRecord(-len(futures)))
         return outcomes
+
+    def _submit(self, segments: list[SegmentTask], alone: set[str]) -> list[Future[StoredSegment]]:
+        """The batcher's futures, in the order of ``segments``."""
+        items = [(s, len(s.ids), s.priority == "interactive") for s in segments]
+        if not alone:
+            return self.batcher.submit_many(items)
+        shared = self.batcher.submit_many([item for item in items if item[0].key not in alone])
+        solo = self.batcher.submit_many([item for item in items if item[0].key in alone], alone=True)
+        together, by_itself = iter(shared), iter(solo)
+        return [next(by_itself) if s.key in alone else next(together) for s in segments]
 
     def _failed(
         self, segment: SegmentTask, exc: BaseException, attempts: int, later: list[_RetryLater]

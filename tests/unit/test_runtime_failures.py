@@ -20,13 +20,14 @@ from shared.dead_letters import list_dead_letters
 from shared.errors import BrokerError, EngineError, StorageError, WorkerFaultError
 from shared.ledger import Ledger
 from shared.quality import DEFAULT_LIMITS
+from shared.redis_keys import worker_faults_key
 from shared.schema import SegmentTask
 from shared.settings import load_settings
 from shared.storage import LocalStorage
 from workers.batcher import Batcher, BatchPolicy
 from workers.engines.base import EngineOutput, EngineRequest
 from workers.runner import BatchRunner
-from workers.runtime import WorkerRuntime
+from workers.runtime import MAX_WORKER_FAULTS, WorkerRuntime
 from workers.telemetry import WorkerIdentity
 
 RATE = 22050
@@ -40,7 +41,12 @@ class InstantEngine:
     sample_rate = RATE
     quality_limits = DEFAULT_LIMITS
 
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        """Requests per engine call."""
+
     def synthesize(self, batch: Sequence[EngineRequest], pad_to: int) -> EngineOutput:
+        self.calls.append(len(batch))
         t = np.arange(RATE // 2) / RATE
         return EngineOutput([(0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32) for _ in batch])
 
@@ -53,8 +59,8 @@ class Retried(Exception):
 
 
 class FakeTask:
-    def __init__(self, retries: int = 0) -> None:
-        self.request = type("Request", (), {"retries": retries})()
+    def __init__(self, retries: int = 0, *, redelivered: bool = False) -> None:
+        self.request = type("Request", (), {"retries": retries, "delivery_info": {"redelivered": redelivered}})()
         self.retries: list[float] = []
 
     def retry(self, exc: BaseException, countdown: float, max_retries: int | None) -> Exception:
@@ -91,10 +97,12 @@ def ledger(redis_url: str) -> Ledger:
     return ledger
 
 
-def runtime(ledger: Ledger, storage: LocalStorage, **settings: Any) -> Iterator[WorkerRuntime]:
+def runtime(
+    ledger: Ledger, storage: LocalStorage, engine: InstantEngine | None = None, **settings: Any
+) -> Iterator[WorkerRuntime]:
     config = load_settings().model_copy(update={"retry_backoff_s": 0.01, **settings})
     batcher: Batcher[SegmentTask] = Batcher(BatchPolicy(max_items=4, max_wait_s=0.01), EDGES)
-    runner = BatchRunner(InstantEngine(), batcher, storage, time_limit_s=30)  # type: ignore[arg-type]
+    runner = BatchRunner(engine or InstantEngine(), batcher, storage, time_limit_s=30)  # type: ignore[arg-type]
     identity = WorkerIdentity("piper-onnx", "en_US-joe-medium", "cpu", "0")
     worker = WorkerRuntime(config, create_app(config), storage, ledger, batcher, runner, identity, lambda _: None, "t")
     runner.start()
@@ -155,6 +163,31 @@ def test_only_a_segment_in_the_failing_engine_call_counts_towards_poison(ledger:
         ]
     assert outcomes == ["handed_on", "handed_on", "failed"], "the third worker it takes down dead-letters it"
     assert sorted(ledger.status("failing-job").failed) == [1]
+
+
+def test_a_redelivered_unit_renders_each_suspect_alone_and_never_again_one_already_dead_lettered(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    """A unit comes back whole after an engine call took a worker down: only the culprit may fail again."""
+    unit = [segment(index) for index in range(4)]
+    ledger.redis.set(worker_faults_key(unit[1]["key"]), 1)  # was in the call that took a worker down
+    ledger.redis.set(worker_faults_key(unit[2]["key"]), MAX_WORKER_FAULTS)  # dead-lettered by that delivery
+    engine = InstantEngine()
+    for worker in runtime(ledger, LocalStorage(tmp_path), engine):
+        assert worker.handle_unit(FakeTask(redelivered=True), unit) == {"status": "unit", "segments": 4}
+    assert sorted(engine.calls) == [1, 2], "the suspect in a call of its own, its two unsuspected mates together"
+    status = ledger.status("failing-job")
+    assert status.done == 3 and sorted(status.failed) == [2], "the dead-lettered one is not rendered again"
+    assert list_dead_letters(ledger.redis) == [], "nor dead-lettered twice"
+
+
+def test_fault_counts_are_not_read_for_a_first_delivery(ledger: Ledger, tmp_path: Path) -> None:
+    unit = [segment(index) for index in range(2)]
+    ledger.redis.set(worker_faults_key(unit[0]["key"]), 1)  # left by an earlier job with the same sentence
+    engine = InstantEngine()
+    for worker in runtime(ledger, LocalStorage(tmp_path), engine):
+        worker.handle_unit(FakeTask(), unit)
+    assert engine.calls == [2] and ledger.status("failing-job").done == 2
 
 
 def test_a_bug_after_the_engine_call_fails_the_batch_and_the_runner_goes_on(tmp_path: Path) -> None:
