@@ -90,11 +90,21 @@ class BatchRunner:
         self._thread.start()
 
     def stop(self, timeout: float = 60.0) -> None:
-        """Hand out what is queued, finish it, flush uploads."""
+        """Hand out what is queued, finish it, flush uploads.
+
+        After a fatal error the runner thread has nothing left to finish, or is
+        stuck in an engine call that never returns (``stuck``): waiting for it
+        would only keep the worker from being restarted.
+        """
         self.batcher.close()
         if self._thread is not None:
-            self._thread.join(timeout)
+            self._thread.join(min(timeout, 1.0) if self.fatal is not None else timeout)
         self._uploads.shutdown()
+
+    @property
+    def stuck(self) -> bool:
+        """The runner thread is still inside an engine call after ``stop``: the call hung."""
+        return self._thread is not None and self._thread.is_alive() and self.batcher.closed
 
     def _loop(self) -> None:
         while not self._stop.is_set():

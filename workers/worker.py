@@ -233,11 +233,17 @@ def run_worker(settings: Settings, options: WorkerOptions) -> int:
         health.set_ready(False)
         telemetry(ReadyRecord(False))
         runner.stop()
-        engine.close()
+        if not runner.stuck:  # never release what a hung call is still using
+            engine.close()
         install_runtime(None)
         if server:
             server.stop()
     if runner.fatal is not None:
+        if runner.stuck:
+            # The interpreter's exit would wait on, or abort in, the engine call that never returned.
+            log.critical("worker stopped after a fatal error, an engine call still hung: %s", runner.fatal)
+            logging.shutdown()
+            os._exit(FatalError.exit_code)
         raise FatalError(f"worker stopped after a fatal error: {runner.fatal}")
     return int(worker.exitcode or 0)
 

@@ -41,7 +41,7 @@ from tests.faults.conftest import (
     wait_done_at_least,
     write_fault_book,
 )
-from tests.support.broken_voice import write_broken_voice, write_good_voice
+from tests.support.broken_voice import HANG_ID, write_broken_voice, write_good_voice, write_hanging_voice
 from tests.support.fault_report import record
 from tests.support.logs import stored_keys
 from tests.support.netns import Host
@@ -237,6 +237,84 @@ def test_a_poison_segment_in_a_batch_is_isolated_and_reported(
     } - {poison.index}
     assert [entry["segment"]["key"] for entry in list_dead_letters(broker)] == [poison.key]
     assert "splitting to isolate" in worker.log(), "the poison segment never shared a batch"
+
+
+def test_a_segment_that_hangs_the_card_takes_none_of_its_unit_mates_with_it(
+    farm: FarmProcesses, farm_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A work unit whose segments share an engine call, one of them hanging the card: the watchdog stops
+    the worker, its supervisor restarts it, the unit comes back whole; each suspect is then rendered alone,
+    so only the culprit takes workers down, and it alone is dead-lettered."""
+    voice_id = "en_US-hang-medium"
+    voices = write_hanging_voice(tmp_path / "voices", voice_id)
+    env = {
+        **FAST,
+        "VOXFARM_VOICES_DIR": str(voices),
+        "VOXFARM_BATCH_TUNING": "off",
+        "VOXFARM_MAX_BATCH_ITEMS": "4",
+        "VOXFARM_MAX_WAIT_MS": "300",
+        "VOXFARM_BATCH_TIME_LIMIT_S": "5",
+    }
+    pool = farm.start(
+        "hang-pool",
+        ["pool", "--devices", "cpu:0", "--voice", voice_id, "--health-port", "0", "--metrics-port", "0"],
+        extra_env=env,
+    )
+    broker = redis.Redis.from_url(farm_env["VOXFARM_REDIS_URL"])
+    settings = load_settings(redis_url=farm_env["VOXFARM_REDIS_URL"])
+    voice = VoiceRegistry(voices).resolve(voice_id)
+    params = default_params(voice).model_copy(update={"noise_scale": 0.0, "noise_w": 0.0})
+    plan = plan_book(
+        load_book(write_fault_book(tmp_path)),
+        PlanOptions("piper-onnx", voice, params, BucketPolicy.from_edges(settings.bucket_edges)),
+    )
+    firsts = [group[0] for group in group_by_key(plan.segments).values()]
+    bucket = max({s.bucket for s in firsts}, key=lambda b: sum(s.bucket == b for s in firsts))
+    mates = [s for s in firsts if s.bucket == bucket][:4]
+    assert len(mates) == 4, "the fault book has four sentences of one bucket"
+    culprit = mates[1]
+    unit = [
+        SegmentTask(
+            job=plan.job,
+            indexes=[s.index],
+            chapter=0,
+            text=s.text,
+            ids=[*s.ids[:3], HANG_ID, *s.ids[4:]] if s is culprit else s.ids,
+            voice=plan.voice,
+            engine=plan.engine,
+            params=plan.params,
+            key=s.key,
+            bucket=s.bucket,
+            enqueued_at=time.time(),
+        ).model_dump(mode="json")
+        for s in mates
+    ]
+    storage = storage_for(farm_env)
+    storage.put_bytes(plan_path(plan.job), plan.model_dump_json().encode())
+    ledger = Ledger(broker)
+    ledger.create_job(plan.job, total=len(mates), reused=[], meta={"title": plan.title})
+    queue = queue_name(plan.model, bucket)
+    push(broker, queue, envelope(celery_body({"unit": unit}), queue=queue))
+
+    assert wait_for_state(farm_env["VOXFARM_REDIS_URL"], plan.job, {"failed"}, 300) == "failed"
+    status = ledger.status(plan.job)
+    expected = {segment_path(plan.voice, s.key) for s in mates if s is not culprit}
+    stored = set(storage.list("segments"))
+    record(
+        segments=len(expected),
+        lost=len(expected - stored),
+        extra=len(stored - expected),
+        identical=None,
+        reported=sorted(status.failed),
+    )
+    assert sorted(status.failed) == [culprit.index] and status.done == 3
+    assert stored == expected, "every unit-mate stored, the culprit not"
+    letters = list_dead_letters(broker)
+    assert [entry["segment"]["key"] for entry in letters] == [culprit.key]
+    assert "took down 3 workers" in letters[0]["reason"]
+    log = pool.log()
+    assert log.count("time limit") >= 3, "the culprit hung three workers"
+    assert "rendering it alone" in log
 
 
 def test_a_worker_whose_engine_fails_on_every_call_hands_its_work_on(

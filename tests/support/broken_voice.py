@@ -66,3 +66,62 @@ def write_good_voice(directory: Path, voice_id: str) -> Path:
     (directory / f"{voice_id}.onnx").symlink_to(voice.model_path)
     shutil.copyfile(voice.config_path, directory / f"{voice_id}.onnx.json")
     return directory
+
+
+HANG_ID = 200
+"""A phoneme id no text produces (the default voice's map ends at 150; its table has 256 rows)."""
+
+
+def write_hanging_voice(directory: Path, voice_id: str) -> Path:
+    """The real default voice, except that any call holding ``HANG_ID`` never returns: a card that hangs.
+
+    The real graph is kept whole; beside it a Loop runs for 10^15 turns
+    when the ids hold ``HANG_ID`` and for none otherwise, and the output
+    waits for it. Every other call speaks as the default voice does.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    voice = bundled_voice()
+    model = onnx.load(str(voice.model_path))
+    graph = model.graph
+    speech = graph.output[0].name
+    for node in graph.node:  # the real graph now ends in "speech"; "output" waits for the loop too
+        node.output[:] = [f"{speech}_speech" if name == speech else name for name in node.output]
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Identity", ["spin_in"], ["spin_out"]),
+        ],
+        "spin",
+        [
+            helper.make_tensor_value_info("turn", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("spin_in", TensorProto.FLOAT, []),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("spin_out", TensorProto.FLOAT, []),
+        ],
+    )
+    graph.initializer.extend(
+        [
+            helper.make_tensor("hang_id", TensorProto.INT64, [], [HANG_ID]),
+            helper.make_tensor("forever", TensorProto.INT64, [], [10**15]),
+            helper.make_tensor("always", TensorProto.BOOL, [], [True]),
+            helper.make_tensor("spin_start", TensorProto.FLOAT, [], [0.0]),
+            helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+        ]
+    )
+    graph.node.extend(
+        [
+            helper.make_node("Equal", ["input", "hang_id"], ["is_hang"]),
+            helper.make_node("Cast", ["is_hang"], ["is_hang_int"], to=TensorProto.INT64),
+            helper.make_node("ReduceMax", ["is_hang_int"], ["any_hang"], keepdims=0),
+            helper.make_node("Mul", ["any_hang", "forever"], ["turns"]),
+            helper.make_node("Loop", ["turns", "always", "spin_start"], ["spun"], body=body),
+            helper.make_node("Mul", ["spun", "zero"], ["nothing"]),
+            helper.make_node("Add", [f"{speech}_speech", "nothing"], [speech]),
+        ]
+    )
+    onnx.save(model, directory / f"{voice_id}.onnx")
+    shutil.copyfile(voice.config_path, directory / f"{voice_id}.onnx.json")
+    return directory
