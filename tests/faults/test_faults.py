@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -27,9 +27,9 @@ from shared.celery_app import create_app
 from shared.dead_letters import list_dead_letters
 from shared.keys import plan_path, segment_path
 from shared.ledger import Ledger
-from shared.schema import JobPlan, SegmentTask
+from shared.schema import JobPlan, SegmentPlan, SegmentTask
 from shared.settings import load_settings
-from shared.voices import VoiceRegistry
+from shared.voices import VoiceFiles, VoiceRegistry
 from tests.faults.conftest import (
     FAST,
     QUIET,
@@ -188,34 +188,16 @@ def test_a_poison_segment_in_a_batch_is_isolated_and_reported(
     }
     worker = farm.worker("cpu:0", extra_env=env, extra_args=["--concurrency", "16"])
     broker = redis.Redis.from_url(farm_env["VOXFARM_REDIS_URL"])
-    settings = load_settings(redis_url=farm_env["VOXFARM_REDIS_URL"])
-    voice = VoiceRegistry().resolve("en_US-joe-medium")
-    params = default_params(voice).model_copy(update={"noise_scale": 0.0, "noise_w": 0.0})
-    plan = plan_book(
-        load_book(write_fault_book(tmp_path)),
-        PlanOptions("piper-onnx", voice, params, BucketPolicy.from_edges(settings.bucket_edges)),
-    )
+    plan = _stored_fault_plan(farm_env, tmp_path, VoiceRegistry().resolve("en_US-joe-medium"))
     storage = storage_for(farm_env)
-    storage.put_bytes(plan_path(plan.job), plan.model_dump_json().encode())
     ledger = Ledger(broker)
     ledger.create_job(plan.job, total=plan.segments_total, reused=[], meta={"title": plan.title})
     groups = list(group_by_key(plan.segments).values())
     poison = groups[5][0]
     healthy = [g for g in groups if g[0].index != poison.index]
+    settings = load_settings(redis_url=farm_env["VOXFARM_REDIS_URL"])
     enqueue_segments(plan, healthy, app=create_app(settings), ledger=ledger)
-    bad = SegmentTask(
-        job=plan.job,
-        indexes=[poison.index],
-        chapter=0,
-        text=poison.text,
-        ids=[1, 0, 60000, *poison.ids[3:]],
-        voice=plan.voice,
-        engine=plan.engine,
-        params=plan.params,
-        key=poison.key,
-        bucket=poison.bucket,
-        enqueued_at=time.time(),
-    )
+    bad = _task(plan, poison, [1, 0, 60000, *poison.ids[3:]])
     queue = queue_name(plan.model, poison.bucket)
     push(broker, queue, envelope(celery_body({"segment": bad.model_dump(mode="json")}), queue=queue))
 
@@ -223,13 +205,7 @@ def test_a_poison_segment_in_a_batch_is_isolated_and_reported(
     status = ledger.status(plan.job)
     stored = {path for path in storage.list("segments")}
     expected = {segment_path(plan.voice, s.key) for s in plan.segments if s.index != poison.index}
-    record(
-        segments=len(expected),
-        lost=len(expected - stored),
-        extra=len(stored - expected),
-        identical=None,
-        reported=sorted(status.failed),
-    )
+    _record_partial(expected, stored, status.failed)
     assert set(status.failed) == {poison.index}
     assert status.done == plan.segments_total - 1
     assert {s.index for s in plan.segments if storage.exists(segment_path(plan.voice, s.key))} == {
@@ -261,36 +237,17 @@ def test_a_segment_that_hangs_the_card_takes_none_of_its_unit_mates_with_it(
         extra_env=env,
     )
     broker = redis.Redis.from_url(farm_env["VOXFARM_REDIS_URL"])
-    settings = load_settings(redis_url=farm_env["VOXFARM_REDIS_URL"])
-    voice = VoiceRegistry(voices).resolve(voice_id)
-    params = default_params(voice).model_copy(update={"noise_scale": 0.0, "noise_w": 0.0})
-    plan = plan_book(
-        load_book(write_fault_book(tmp_path)),
-        PlanOptions("piper-onnx", voice, params, BucketPolicy.from_edges(settings.bucket_edges)),
-    )
+    plan = _stored_fault_plan(farm_env, tmp_path, VoiceRegistry(voices).resolve(voice_id))
     firsts = [group[0] for group in group_by_key(plan.segments).values()]
     bucket = max({s.bucket for s in firsts}, key=lambda b: sum(s.bucket == b for s in firsts))
     mates = [s for s in firsts if s.bucket == bucket][:4]
     assert len(mates) == 4, "the fault book has four sentences of one bucket"
     culprit = mates[1]
     unit = [
-        SegmentTask(
-            job=plan.job,
-            indexes=[s.index],
-            chapter=0,
-            text=s.text,
-            ids=[*s.ids[:3], HANG_ID, *s.ids[4:]] if s is culprit else s.ids,
-            voice=plan.voice,
-            engine=plan.engine,
-            params=plan.params,
-            key=s.key,
-            bucket=s.bucket,
-            enqueued_at=time.time(),
-        ).model_dump(mode="json")
+        _task(plan, s, [*s.ids[:3], HANG_ID, *s.ids[4:]] if s is culprit else s.ids).model_dump(mode="json")
         for s in mates
     ]
     storage = storage_for(farm_env)
-    storage.put_bytes(plan_path(plan.job), plan.model_dump_json().encode())
     ledger = Ledger(broker)
     ledger.create_job(plan.job, total=len(mates), reused=[], meta={"title": plan.title})
     queue = queue_name(plan.model, bucket)
@@ -300,13 +257,7 @@ def test_a_segment_that_hangs_the_card_takes_none_of_its_unit_mates_with_it(
     status = ledger.status(plan.job)
     expected = {segment_path(plan.voice, s.key) for s in mates if s is not culprit}
     stored = set(storage.list("segments"))
-    record(
-        segments=len(expected),
-        lost=len(expected - stored),
-        extra=len(stored - expected),
-        identical=None,
-        reported=sorted(status.failed),
-    )
+    _record_partial(expected, stored, status.failed)
     assert sorted(status.failed) == [culprit.index] and status.done == 3
     assert stored == expected, "every unit-mate stored, the culprit not"
     letters = list_dead_letters(broker)
@@ -315,6 +266,46 @@ def test_a_segment_that_hangs_the_card_takes_none_of_its_unit_mates_with_it(
     log = pool.log()
     assert log.count("time limit") >= 3, "the culprit hung three workers"
     assert "rendering it alone" in log
+
+
+def _record_partial(expected: set[str], stored: set[str], failed: Mapping[int, object]) -> None:
+    """The README row of a scenario whose job ends failed: what should be stored against what is."""
+    record(
+        segments=len(expected),
+        lost=len(expected - stored),
+        extra=len(stored - expected),
+        identical=None,
+        reported=sorted(failed),
+    )
+
+
+def _stored_fault_plan(farm_env: dict[str, str], tmp_path: Path, voice: VoiceFiles) -> JobPlan:
+    """The fault book planned with the noise off, its plan stored as submit stores it (nothing enqueued)."""
+    settings = load_settings(redis_url=farm_env["VOXFARM_REDIS_URL"])
+    params = default_params(voice).model_copy(update={"noise_scale": 0.0, "noise_w": 0.0})
+    plan = plan_book(
+        load_book(write_fault_book(tmp_path)),
+        PlanOptions("piper-onnx", voice, params, BucketPolicy.from_edges(settings.bucket_edges)),
+    )
+    storage_for(farm_env).put_bytes(plan_path(plan.job), plan.model_dump_json().encode())
+    return plan
+
+
+def _task(plan: JobPlan, segment: SegmentPlan, ids: list[int]) -> SegmentTask:
+    """The message of one planned segment, with the token ids given (a hostile or a hanging one)."""
+    return SegmentTask(
+        job=plan.job,
+        indexes=[segment.index],
+        chapter=0,
+        text=segment.text,
+        ids=ids,
+        voice=plan.voice,
+        engine=plan.engine,
+        params=plan.params,
+        key=segment.key,
+        bucket=segment.bucket,
+        enqueued_at=time.time(),
+    )
 
 
 def test_a_worker_whose_engine_fails_on_every_call_hands_its_work_on(
