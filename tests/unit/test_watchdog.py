@@ -128,3 +128,21 @@ def _task() -> SegmentTask:
         bucket=32,
         enqueued_at=time.time(),
     )
+
+
+def test_a_runner_stopped_after_a_hang_does_not_wait_for_the_hung_call_and_says_it_is_stuck(tmp_path: Path) -> None:
+    engine = HungEngine()
+    batcher: Batcher[SegmentTask] = Batcher(BatchPolicy(max_items=1, max_wait_s=0.01), [32, 64, 128])
+    runner = BatchRunner(engine, batcher, open_storage((tmp_path / "store").as_uri()), time_limit_s=0.2)
+    runner.start()
+    try:
+        with pytest.raises(WorkerFaultError, match="time limit"):
+            batcher.submit(_task(), 10).result(timeout=10)
+        runner.stop(timeout=60)  # returns while the call is still held: waiting would keep the worker up
+        assert runner.stuck, "the worker must know not to close the engine under the hung call"
+    finally:
+        engine.release.set()
+    deadline = time.monotonic() + 10
+    while runner.stuck and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not runner.stuck, "once the call returns the runner is no longer stuck"
