@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -110,10 +110,10 @@ class Batcher(Generic[T]):
         """Queue one item; its future is resolved by whoever runs the batch."""
         return self.submit_many([(payload, tokens, interactive)])[0]
 
-    def submit_many(self, items: Sequence[tuple[T, int, bool]], *, alone: bool = False) -> list[Future[Any]]:
+    def submit_many(self, items: Sequence[tuple[T, int, bool]], *, alone: Container[int] = ()) -> list[Future[Any]]:
         """Queue (payload, tokens, interactive) items under one lock and one wake-up (a work unit's segments).
 
-        ``alone``: each item is an engine call of its own, served before any other batch.
+        ``alone``: positions of items that are each an engine call of their own, served before any other batch.
         """
         now = self._clock()
         pending = [
@@ -125,9 +125,9 @@ class Batcher(Generic[T]):
                 now + (self.policy.interactive_wait_s if interactive else self.policy.max_wait_s),
                 interactive,
                 Future(),
-                alone,
+                position in alone,
             )
-            for payload, tokens, interactive in items
+            for position, (payload, tokens, interactive) in enumerate(items)
         ]
         with self._cond:
             if self._closed:

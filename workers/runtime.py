@@ -233,8 +233,10 @@ class WorkerRuntime:
         if not segments:
             return []
         futures: list[Future[StoredSegment]] | list[WorkerFaultError]
+        items = [(s, len(s.ids), s.priority == "interactive") for s in segments]
+        solo = {position for position, s in enumerate(segments) if s.key in (alone or ())}
         try:
-            futures = self._submit(segments, alone or set())
+            futures = self.batcher.submit_many(items, alone=solo)
         except RuntimeError as exc:  # the batcher closed: this worker is stopping
             futures = [WorkerFaultError(f"worker is stopping: {exc}") for _ in segments]
         self.report(InFlightRecord(+len(futures)))
@@ -252,16 +254,6 @@ class WorkerRuntime:
         finally:
             self.report(InFlightRecord(-len(futures)))
         return outcomes
-
-    def _submit(self, segments: list[SegmentTask], alone: set[str]) -> list[Future[StoredSegment]]:
-        """The batcher's futures, in the order of ``segments``."""
-        items = [(s, len(s.ids), s.priority == "interactive") for s in segments]
-        if not alone:
-            return self.batcher.submit_many(items)
-        shared = self.batcher.submit_many([item for item in items if item[0].key not in alone])
-        solo = self.batcher.submit_many([item for item in items if item[0].key in alone], alone=True)
-        together, by_itself = iter(shared), iter(solo)
-        return [next(by_itself) if s.key in alone else next(together) for s in segments]
 
     def _failed(
         self, segment: SegmentTask, exc: BaseException, attempts: int, later: list[_RetryLater]

@@ -210,19 +210,20 @@ def test_items_submitted_alone_are_each_a_call_of_their_own_served_before_full_b
     batcher, _ = make()
     for i in range(4):
         batcher.submit(f"bulk{i}", 20)  # a full bucket, due at once
-    batcher.submit_many([("suspect1", 20, False), ("suspect2", 20, True)], alone=True)
-    assert batcher.pending_count() == 6
+    batcher.submit_many([("suspect1", 20, False), ("bulk4", 20, False), ("suspect2", 20, True)], alone={0, 2})
+    assert batcher.pending_count() == 7
 
     first, second, third = (batcher.next_batch(timeout=0) for _ in range(3))
 
     assert first is not None and first.payloads == ["suspect1"] and first.reason == "alone"
     assert second is not None and second.payloads == ["suspect2"] and second.edge == 32, "alone even if interactive"
     assert third is not None and third.payloads == ["bulk0", "bulk1", "bulk2", "bulk3"]
+    assert batcher.pending_count() == 1, "the unit's unsuspected item waits in its bucket as usual"
 
 
 def test_a_suspect_given_back_stays_alone_and_take_all_includes_it() -> None:
     batcher, _ = make()
-    [future] = batcher.submit_many([("suspect", 20, False)], alone=True)
+    [future] = batcher.submit_many([("suspect", 20, False)], alone={0})
     batch = batcher.next_batch(timeout=0)
     assert batch is not None
     batcher.requeue(batch.items)
